@@ -1,0 +1,66 @@
+"""dialnet: fully connected neural networks trained by backpropagation, by hand, on NumPy.
+
+Weights and biases are the dials; gradient descent turns them; backprop
+finds which way by the chain rule, layer by layer from the output back.
+Only NumPy is imported here, so ``import dialnet`` is fast.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import backend
+from .errors import (
+    ConfigError,
+    DataError,
+    DialnetError,
+    DivergenceError,
+    InvalidValueError,
+    ModelFileError,
+    ShapeError,
+)
+from .gradcheck import gradcheck
+from .io import load
+from .layers import Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import MSE, BinaryCrossEntropy, CrossEntropy
+from .network import Network, mlp
+from .optimizers import SGD, Adam, AdamW, CosineLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR
+from .training import Callback, EarlyStopping, History
+
+__all__ = [
+    "__version__",
+    "backend",
+    "BinaryCrossEntropy",
+    "Callback",
+    "ConfigError",
+    "CosineLR",
+    "CrossEntropy",
+    "DataError",
+    "Dense",
+    "DialnetError",
+    "DivergenceError",
+    "Dropout",
+    "EarlyStopping",
+    "ExponentialLR",
+    "History",
+    "Identity",
+    "InvalidValueError",
+    "LeakyReLU",
+    "MSE",
+    "ModelFileError",
+    "Network",
+    "ReLU",
+    "RMSprop",
+    "ReduceLROnPlateau",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ShapeError",
+    "Sigmoid",
+    "Softmax",
+    "StepLR",
+    "Tanh",
+    "gradcheck",
+    "load",
+    "mlp",
+]

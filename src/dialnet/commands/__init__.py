@@ -1,0 +1,1 @@
+"""Sub-commands of the ``dialnet`` CLI: one module each (HELP, add_arguments, run)."""
