@@ -24,8 +24,10 @@ from .io import load
 from .layers import Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .losses import MSE, BinaryCrossEntropy, CrossEntropy
 from .network import Network, mlp
+from .onnx import export_onnx
 from .optimizers import SGD, Adam, AdamW, CosineLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR
 from .training import Callback, EarlyStopping, History
+from .torch_interop import from_torch_state_dict
 
 __all__ = [
     "__version__",
@@ -60,6 +62,8 @@ __all__ = [
     "Softmax",
     "StepLR",
     "Tanh",
+    "export_onnx",
+    "from_torch_state_dict",
     "gradcheck",
     "load",
     "mlp",

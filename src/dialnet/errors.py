@@ -2,6 +2,21 @@
 
 Every message says what was wrong, what was expected, what was given and
 how to fix it, so the command line can print it on one line and stop.
+
+=====================  ===========================================  ======================
+class                  raised for                                   also a
+=====================  ===========================================  ======================
+``ShapeError``         wrong number of dimensions or columns        ``ValueError``
+``InvalidValueError``  a number out of range, NaN/inf in inputs     ``ValueError``
+``DataError``          labels, CSV/IDX/image data sets              ``ValueError``
+``ConfigError``        unknown names, bad option combinations       ``ValueError``
+``ModelFileError``     missing/corrupt/hostile model or checkpoint  ``ValueError``
+``DivergenceError``    a non-finite loss or gradient in training    ``FloatingPointError``
+=====================  ===========================================  ======================
+
+Not errors: ``DivergenceWarning`` (training stopped on divergence with
+``on_divergence="stop"``) and ``TrainingInterrupted`` (Ctrl-C after a
+checkpoint was written; a ``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
@@ -28,12 +43,12 @@ class DialnetError(Exception):
         super().__init__(self._format())
 
     def _format(self) -> str:
-        text = self.what
+        text = _one_line(self.what)
         parts = []
         if self.expected is not None:
-            parts.append(f"expected {self.expected}")
+            parts.append(f"expected {_one_line(self.expected)}")
         if self.got is not None:
-            parts.append(f"got {self.got}")
+            parts.append(f"got {_one_line(self.got)}")
         if parts:
             text += ": " + ", ".join(parts)
         if self.fix:
@@ -46,6 +61,15 @@ class DialnetError(Exception):
 
 def _rebuild(cls, what, expected, got, fix):
     return cls(what, expected=expected, got=got, fix=fix)
+
+
+_MAX_PART = 300
+
+
+def _one_line(value) -> str:
+    """Messages are printed on one line: fold newlines, cut runaway text (a hostile file's contents)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= _MAX_PART else text[: _MAX_PART - 3] + "..."
 
 
 class ShapeError(DialnetError, ValueError):
@@ -69,7 +93,34 @@ class ModelFileError(DialnetError, ValueError):
 
 
 class DivergenceError(DialnetError, FloatingPointError):
-    """Training produced a non-finite loss or gradient."""
+    """Training produced a non-finite loss or gradient.
+
+    Raised after the network was set back to its last good weights (those
+    from before the step where the non-finite value appeared). Attributes:
+    ``details`` (a dict: epoch, step, loss, grad_norm, lr, input_scale,
+    cause, ...) and ``history`` (the History up to that point).
+    """
+
+    details = None
+    history = None
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training stopped early on a non-finite loss or gradient (``on_divergence="stop"``)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the current step finished and a checkpoint was written.
+
+    Attributes: ``checkpoint`` (its path), ``epoch`` and ``step`` (1-based,
+    where training will continue from).
+    """
+
+    def __init__(self, message, checkpoint=None, epoch=None, step=None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.epoch = epoch
+        self.step = step
 
 
 def type_name(value) -> str:

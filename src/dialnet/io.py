@@ -5,12 +5,27 @@ The metadata (a JSON string under the key ``"dialnet"``) holds the
 architecture, dtype, task, class names, preprocessing (scaling, image
 size) and the dialnet version. Loading reads no code: the file is parsed
 with size limits and every field is checked before any array is built.
+
+What the loader refuses, each as a ``ModelFileError``: anything that is not
+a regular file (a folder, a FIFO, ``/dev/zero``), files over
+``MAX_FILE_BYTES``, headers over ``MAX_HEADER_BYTES``, JSON nested deeper
+than ``MAX_JSON_DEPTH``, more than ``MAX_TENSORS`` tensors, tensors whose
+declared shape and byte range disagree (so no allocation is ever larger
+than the file), unknown dtypes, layer types or layer settings, weights whose
+shape or dtype differ from the architecture, tensors the architecture does
+not name, NaN/inf weights, and format versions newer than this dialnet.
+Checkpoints (:mod:`dialnet.checkpoint`) are model files with extra
+``checkpoint.*`` tensors and a ``"checkpoint"`` metadata entry.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import os
+import reprlib
+import stat
 import struct
 import tempfile
 
@@ -23,7 +38,43 @@ FORMAT_VERSION = 1
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_HEADER_BYTES = 16 * 1024**2
 MAX_LAYERS = 1000
+MAX_TENSORS = 100_000
+MAX_JSON_DEPTH = 64
+CHECKPOINT_PREFIX = "checkpoint."
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "U8": np.uint8, "U32": np.uint32}
+_SCALARS = (str, int, float, bool, type(None))
+
+_short_repr = reprlib.Repr()
+_short_repr.maxlevel = 3
+_short_repr.maxstring = 40
+_short_repr.maxother = 40
+_short_repr.maxlist = _short_repr.maxdict = 6
+
+
+def _short(value) -> str:
+    """A bounded repr for error messages: a hostile file cannot make the message huge."""
+    return _short_repr.repr(value)
+
+
+def _fspath(path, action):
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise ModelFileError(
+            f"cannot {action}: the path is not a file name",
+            expected="a str or pathlib.Path",
+            got=_short(path),
+            fix="pass the file's path as a string",
+        ) from None
+
+
+def _json_default(value):
+    """Let NumPy scalars and arrays (class names, scaling constants) go into the metadata."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 def atomic_write_bytes(path, data: bytes):
@@ -31,7 +82,7 @@ def atomic_write_bytes(path, data: bytes):
 
     Temp file in the same folder, fsync, rename over the target, fsync the folder.
     """
-    path = os.fspath(path)
+    path = _fspath(path, "save")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ModelFileError(
@@ -40,18 +91,30 @@ def atomic_write_bytes(path, data: bytes):
             got=folder,
             fix="create the folder first or choose another path",
         )
-    fd, tmp = tempfile.mkstemp(prefix=".dialnet-", suffix=".tmp", dir=folder)
+    if os.path.isdir(path):
+        raise ModelFileError(
+            f"cannot save to {path}: it is a folder",
+            expected="a file name such as model.safetensors",
+            got="a directory",
+            fix=f"pass a path inside it, e.g. {os.path.join(path, 'model.safetensors')}",
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dialnet-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from None
         raise
     try:
         dfd = os.open(folder, os.O_RDONLY)
@@ -61,6 +124,15 @@ def atomic_write_bytes(path, data: bytes):
             os.close(dfd)
     except OSError:  # some file systems cannot fsync a directory; the rename is still atomic
         pass
+
+
+def _cannot_write(path, exc):
+    return ModelFileError(
+        f"cannot write {path}",
+        expected="a writable folder with free space",
+        got=exc.strerror or str(exc),
+        fix="check the folder's permissions and free disk space, or choose another path",
+    )
 
 
 def network_metadata(net) -> dict:
@@ -84,11 +156,20 @@ def pack(tensors: dict, meta: dict) -> bytes:
     from safetensors.numpy import save as st_save  # noqa: PLC0415
 
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    return st_save(arrays, metadata={FORMAT: json.dumps(meta)})
+    try:
+        text = json.dumps(meta, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(
+            "the model's metadata cannot be written as JSON",
+            expected="strings, numbers, lists and dicts (class names, preprocessing)",
+            got=str(exc),
+            fix="store class names as strings and preprocessing constants as numbers",
+        ) from None
+    return st_save(arrays, metadata={FORMAT: text})
 
 
-def save(net, path, extra_metadata=None):
-    """Save ``net`` to ``path`` (atomically). Returns the path."""
+def network_tensors(net) -> dict:
+    """The dials as ``{"layers.{i}.weights": W, "layers.{i}.biases": b}`` NumPy arrays."""
     from . import backend  # noqa: PLC0415
 
     tensors = {}
@@ -96,6 +177,12 @@ def save(net, path, extra_metadata=None):
         if layer.trainable:
             tensors[f"layers.{i}.weights"] = backend.to_numpy(layer.weights)
             tensors[f"layers.{i}.biases"] = backend.to_numpy(layer.biases)
+    return tensors
+
+
+def save(net, path, extra_metadata=None):
+    """Save ``net`` to ``path`` (atomically). Returns the path."""
+    tensors = network_tensors(net)
     meta = network_metadata(net)
     if extra_metadata:
         meta["extra"] = extra_metadata
@@ -112,19 +199,29 @@ def _bad(path, what, expected=None, got=None):
     )
 
 
+def _check_stat(info, spath, max_bytes):
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(spath)
+    if not stat.S_ISREG(info.st_mode):
+        raise _bad(spath, "it is not a regular file (a device, FIFO or socket?)", "a .safetensors file", "a special file")
+    if info.st_size > max_bytes:
+        raise _bad(spath, "the file is too large", f"at most {max_bytes:,} bytes", f"{info.st_size:,} bytes")
+
+
 def read_file(path, max_bytes=MAX_FILE_BYTES):
     """Read and validate a safetensors file; return ``(tensors, meta)``.
 
     Only ``DialnetError`` escapes: a missing, truncated, oversized or
     malformed file, or one from another program, is reported as such.
     """
-    spath = os.fspath(path)
+    spath = _fspath(path, "load a model")
     try:
-        size = os.path.getsize(spath)
-        if size > max_bytes:
-            raise _bad(spath, "the file is too large", f"at most {max_bytes:,} bytes", f"{size:,} bytes")
+        _check_stat(os.stat(spath), spath, max_bytes)  # before opening: open() on a FIFO would block
         with open(spath, "rb") as fh:
+            _check_stat(os.fstat(fh.fileno()), spath, max_bytes)  # the file opened is the file checked
             data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:  # it grew while we read it
+            raise _bad(spath, "the file is too large", f"at most {max_bytes:,} bytes", f"more than {max_bytes:,} bytes")
     except FileNotFoundError:
         raise ModelFileError(
             f"model file {spath} does not exist",
@@ -139,17 +236,39 @@ def read_file(path, max_bytes=MAX_FILE_BYTES):
             got="a directory",
             fix="pass the path of the model file inside it",
         ) from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in the path
+        if isinstance(exc, ModelFileError):
+            raise
         raise ModelFileError(
-            f"cannot read model file {spath}",
+            f"cannot read model file {spath!r}",
             expected="a readable file",
-            got=exc.strerror or str(exc),
+            got=getattr(exc, "strerror", None) or str(exc),
             fix="check the path and its permissions",
         ) from None
     return parse_bytes(data, spath)
 
 
+def _check_depth(value, name, what):
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _bad(name, f"the {what} is nested too deeply", f"at most {MAX_JSON_DEPTH} levels", "more")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
 def parse_bytes(data: bytes, name="<bytes>"):
+    """Parse safetensors bytes into ``(tensors, meta)`` with every field checked.
+
+    Each tensor's declared shape times its item size must equal its byte
+    range inside the file, so nothing allocated here is larger than ``data``.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _bad(name, "the data are not bytes", "bytes", type(data).__name__)
     if len(data) < 8:
         raise _bad(name, "the file is too short to be safetensors", "at least 8 bytes", f"{len(data)} bytes")
     (n_header,) = struct.unpack("<Q", data[:8])
@@ -161,6 +280,7 @@ def parse_bytes(data: bytes, name="<bytes>"):
         raise _bad(name, "the header is not valid JSON") from None
     if not isinstance(header, dict):
         raise _bad(name, "the header is not a JSON object", "an object", type(header).__name__)
+    _check_depth(header, name, "header")
     raw_meta = header.pop("__metadata__", None)
     if not isinstance(raw_meta, dict) or not isinstance(raw_meta.get(FORMAT), str):
         raise _bad(name, "it has no dialnet metadata (written by another program?)", "a '__metadata__.dialnet' entry", "none")
@@ -169,27 +289,30 @@ def parse_bytes(data: bytes, name="<bytes>"):
     except (ValueError, RecursionError):
         raise _bad(name, "the dialnet metadata is not valid JSON") from None
     if not isinstance(meta, dict):
-        raise _bad(name, "the dialnet metadata is not a JSON object")
+        raise _bad(name, "the dialnet metadata is not a JSON object", "an object", type(meta).__name__)
+    _check_depth(meta, name, "dialnet metadata")
+    if len(header) > MAX_TENSORS:
+        raise _bad(name, "it holds too many tensors", f"at most {MAX_TENSORS:,}", f"{len(header):,}")
     body = memoryview(data)[8 + n_header :]
     tensors = {}
     spans = []
     for key, info in header.items():
         if not isinstance(info, dict):
             raise _bad(name, f"tensor entry {key!r} is malformed")
-        dtype = _DTYPES.get(info.get("dtype"))
+        raw_dtype = info.get("dtype")
+        dtype = _DTYPES.get(raw_dtype) if isinstance(raw_dtype, str) else None
         shape = info.get("shape")
         offsets = info.get("data_offsets")
         if dtype is None:
-            raise _bad(name, f"tensor {key!r} has an unsupported dtype", "F32 or F64", repr(info.get("dtype"))[:40])
+            raise _bad(name, f"tensor {_short(key)} has an unsupported dtype", "F32 or F64", _short(raw_dtype))
         if not (isinstance(shape, list) and len(shape) <= 4 and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2**31 for d in shape)):
-            raise _bad(name, f"tensor {key!r} has an invalid shape", got=repr(shape)[:80])
+            raise _bad(name, f"tensor {_short(key)} has an invalid shape", "a list of at most 4 sizes", _short(shape))
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-            raise _bad(name, f"tensor {key!r} has invalid data offsets", got=repr(offsets)[:80])
+            raise _bad(name, f"tensor {_short(key)} has invalid data offsets", "[begin, end]", _short(offsets))
         begin, end = offsets
-        n_items = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        nbytes = n_items * np.dtype(dtype).itemsize
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize  # exact Python ints: no overflow
         if not (0 <= begin <= end <= len(body)) or end - begin != nbytes:
-            raise _bad(name, f"tensor {key!r} points outside the file or has the wrong size (truncated?)", f"{nbytes} bytes within {len(body)}", f"bytes {begin}..{end}")
+            raise _bad(name, f"tensor {_short(key)} points outside the file or has the wrong size (truncated?)", f"{nbytes} bytes within {len(body)}", f"bytes {begin}..{end}")
         spans.append((begin, end))
         tensors[key] = np.frombuffer(body[begin:end], dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
     spans.sort()
@@ -203,24 +326,40 @@ def _check_meta(meta, name):
     from .layers import LAYERS  # noqa: PLC0415
 
     if meta.get("format") != FORMAT:
-        raise _bad(name, "the metadata does not say it is a dialnet model", f"format {FORMAT!r}", repr(meta.get("format"))[:40])
+        raise _bad(name, "the metadata does not say it is a dialnet model", f"format {FORMAT!r}", _short(meta.get("format")))
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > FORMAT_VERSION:
-        raise _bad(name, "the file format version is not one this dialnet can read", f"1..{FORMAT_VERSION}", repr(version)[:40] + " (upgrade dialnet?)")
+        hint = " (written by a newer dialnet? upgrade dialnet)" if isinstance(version, int) and version > FORMAT_VERSION else ""
+        raise _bad(name, "the file format version is not one this dialnet can read", f"1..{FORMAT_VERSION}", _short(version) + hint)
     arch = meta.get("architecture")
     if not isinstance(arch, list) or not arch or len(arch) > MAX_LAYERS:
-        raise _bad(name, "the architecture is missing or invalid", f"a list of 1..{MAX_LAYERS} layers", repr(arch)[:80])
-    for spec in arch:
-        if not isinstance(spec, dict) or spec.get("type") not in LAYERS:
-            raise _bad(name, "it names an unknown layer type", "one of " + ", ".join(sorted(LAYERS)), repr(spec)[:80])
+        raise _bad(name, "the architecture is missing or invalid", f"a list of 1..{MAX_LAYERS} layers", _short(arch))
+    for i, spec in enumerate(arch):
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if not isinstance(kind, str) or kind not in LAYERS:
+            raise _bad(name, f"layer {i} has an unknown type", "one of " + ", ".join(sorted(LAYERS)), _short(spec))
+        settings = _layer_settings(LAYERS[kind])
+        for key, value in spec.items():
+            if key == "type":
+                continue
+            if key not in settings:
+                raise _bad(name, f"layer {i} ({kind}) has an unexpected setting {_short(key)}", "one of " + (", ".join(sorted(settings)) or "none"), _short(spec))
+            if not isinstance(value, _SCALARS):
+                raise _bad(name, f"layer {i} ({kind}) setting {key!r} is not a plain value", "a number or a string", _short(value))
     if meta.get("dtype") not in ("float32", "float64"):
-        raise _bad(name, "unsupported dtype", "float32 or float64", repr(meta.get("dtype"))[:40])
+        raise _bad(name, "unsupported dtype", "float32 or float64", _short(meta.get("dtype")))
+
+
+def _layer_settings(cls) -> set:
+    """The settings a model file may give a layer: its constructor's named arguments."""
+    return {p.name for p in list(inspect.signature(cls.__init__).parameters.values())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def build_network(tensors, meta, name="<model>"):
     """Rebuild a Network from validated tensors and metadata."""
     from .errors import DialnetError  # noqa: PLC0415
     from .layers import LAYERS, Dense  # noqa: PLC0415
+    from .losses import LOSSES  # noqa: PLC0415
     from .network import TASKS, Network  # noqa: PLC0415
 
     _check_meta(meta, name)
@@ -231,13 +370,17 @@ def build_network(tensors, meta, name="<model>"):
             kwargs = {k: v for k, v in spec.items() if k != "type"}
             if cls is Dense:
                 if not all(isinstance(kwargs.get(k), int) and not isinstance(kwargs.get(k), bool) and 0 < kwargs[k] <= 2**24 for k in ("n_in", "n_out")):
-                    raise _bad(name, f"layer {i} has invalid sizes", "positive ints", repr(spec)[:80])
+                    raise _bad(name, f"layer {i} has invalid sizes", "positive ints", _short(spec))
                 W, b = tensors.get(f"layers.{i}.weights"), tensors.get(f"layers.{i}.biases")
                 if W is None or b is None:
-                    raise _bad(name, f"the weights of layer {i} are missing")
+                    raise _bad(name, f"the weights of layer {i} are missing", f"tensors layers.{i}.weights and layers.{i}.biases", "none")
+                # shapes are checked before Dense allocates anything: its size is then bounded by the file's
                 if W.shape != (kwargs["n_in"], kwargs["n_out"]) or b.shape != (kwargs["n_out"],):
                     raise _bad(name, f"layer {i}'s weights do not match its declared shape", f"{(kwargs['n_in'], kwargs['n_out'])}", f"{W.shape}")
-                layer = Dense(kwargs["n_in"], kwargs["n_out"], init=kwargs.get("init", "auto") if isinstance(kwargs.get("init"), str) else "auto", dtype=meta["dtype"])
+                if W.dtype != np.dtype(meta["dtype"]) or b.dtype != np.dtype(meta["dtype"]):
+                    raise _bad(name, f"layer {i}'s weights are not stored as {meta['dtype']}", meta["dtype"], f"{W.dtype} and {b.dtype}")
+                init = kwargs.get("init", "auto")
+                layer = Dense(kwargs["n_in"], kwargs["n_out"], init=init if isinstance(init, str) else "auto", dtype=meta["dtype"])
                 layer.weights[...] = W
                 layer.biases[...] = b
             else:
@@ -248,22 +391,32 @@ def build_network(tensors, meta, name="<model>"):
         if exc.__class__.__name__ == "ModelFileError":
             raise
         raise _bad(name, f"its architecture is invalid ({exc.what})") from None
-    except TypeError as exc:
-        raise _bad(name, f"a layer has unexpected settings ({exc})") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _bad(name, f"a layer has unusable settings ({exc})") from None
+    expected_tensors = {f"layers.{i}.{part}" for i, layer in enumerate(layers) if layer.trainable for part in ("weights", "biases")}
+    for key in tensors:
+        if key not in expected_tensors and not (key.startswith(CHECKPOINT_PREFIX) and isinstance(meta.get("checkpoint"), dict)):
+            raise _bad(name, f"it holds a tensor the architecture does not use: {_short(key)}", "only layers.{i}.weights/biases of Dense layers", _short(key))
     if not all(np.isfinite(p).all() for p in net.parameters()):
-        raise _bad(name, "its weights contain NaN or infinity")
+        raise _bad(name, "its weights contain NaN or infinity", "finite numbers", "non-finite values")
     task = meta.get("task")
-    net.task = task if task in TASKS else net.task
+    if task is not None and not (isinstance(task, str) and task in TASKS):
+        raise _bad(name, "it names an unknown task", "one of " + ", ".join(TASKS), _short(task))
+    net.task = task or net.task
     loss = meta.get("loss")
-    net.loss = loss if isinstance(loss, str) else None
+    if loss is not None and not (isinstance(loss, str) and loss in LOSSES):
+        raise _bad(name, "it names an unknown loss", "one of " + ", ".join(sorted(LOSSES)), _short(loss))
+    net.loss = loss
     classes = meta.get("class_names")
     if classes is not None:
-        if not isinstance(classes, list) or len(classes) != net.n_outputs or not all(isinstance(c, (str, int, float)) for c in classes):
-            if not (net.task in ("binary",) and isinstance(classes, list) and len(classes) == 2):
-                raise _bad(name, "class_names do not match the output layer", f"{net.n_outputs} names", repr(classes)[:80])
+        fits = isinstance(classes, list) and (len(classes) == net.n_outputs or (net.task == "binary" and len(classes) == 2))
+        if not fits or not all(isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in classes):
+            raise _bad(name, "class_names do not match the output layer", f"{net.n_outputs} names", _short(classes))
         net.class_names = [str(c) for c in classes]
     pre = meta.get("preprocessing") or {}
-    net.preprocessing = pre if isinstance(pre, dict) else {}
+    if not isinstance(pre, dict):
+        raise _bad(name, "its preprocessing entry is not a JSON object", "an object", _short(pre))
+    net.preprocessing = pre
     net.metadata = meta
     return net
 

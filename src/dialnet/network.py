@@ -304,6 +304,15 @@ class Network:
 
         return save(self, path, **kwargs)
 
+    def to_torch_state_dict(self, as_numpy=False):
+        """The state_dict of the equivalent ``torch.nn.Sequential``: keys ``0.weight``, ``0.bias``, ...
+
+        Weights are transposed to torch's ``(out, in)``; see :mod:`dialnet.torch_interop`.
+        """
+        from .torch_interop import to_torch_state_dict  # noqa: PLC0415
+
+        return to_torch_state_dict(self, as_numpy=as_numpy)
+
     def copy_weights(self):
         """A copy of every dial (for restoring the best weights later)."""
         return [p.copy() for p in self.parameters()]
@@ -405,7 +414,8 @@ def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, 
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         layers.append(Dense(int(n_in), int(n_out), init=init))
         if i < n_hidden:
-            layers.append(get_activation(acts[i]))
+            act = acts[i]
+            layers.append(copy.deepcopy(act) if isinstance(act, Layer) else get_activation(act))
             if dropout:
                 layers.append(Dropout(dropout))
         else:

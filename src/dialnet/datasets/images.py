@@ -1,0 +1,136 @@
+"""Images: resampling, single image files, and folders with one sub-folder per class.
+
+Resizing is a pair of small matrices: ``out = R_rows @ img @ R_cols.T``.
+Shrinking (28 -> 25) uses area averaging, each output pixel the mean of
+the input area it covers (fractional overlaps weighted exactly); growing
+uses bilinear interpolation. Either way a whole batch is resized in one
+``einsum`` with no loop over images.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+MIN_SIZE, MAX_SIZE = 4, 512
+
+
+def check_image_size(size) -> int:
+    """Validate ``--image-size``: a whole number of pixels per side."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ConfigError("the image size must be a whole number of pixels per side",
+                          expected=f"an int from {MIN_SIZE} to {MAX_SIZE}", got=repr(size),
+                          fix="e.g. --image-size 25 (the articles' 25x25 = 625 inputs)")
+    return int(size)
+
+
+def resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The ``(n_out, n_in)`` matrix that resamples one axis.
+
+    Shrinking: row ``i`` averages the input interval ``[i s, (i+1) s)``
+    with ``s = n_in / n_out``, each input pixel weighted by its overlap.
+    Growing: bilinear weights at pixel centres (half-pixel convention).
+    Each row sums to 1, so a constant image stays constant.
+    """
+    R = np.zeros((n_out, n_in), dtype=np.float64)
+    if n_out <= n_in:
+        scale = n_in / n_out
+        for i in range(n_out):
+            lo, hi = i * scale, (i + 1) * scale
+            for j in range(int(np.floor(lo)), min(int(np.ceil(hi)), n_in)):
+                R[i, j] = min(hi, j + 1) - max(lo, j)
+    else:
+        centres = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+        centres = np.clip(centres, 0, n_in - 1)
+        left = np.floor(centres).astype(int)
+        right = np.minimum(left + 1, n_in - 1)
+        frac = centres - left
+        R[np.arange(n_out), left] += 1 - frac
+        R[np.arange(n_out), right] += frac
+    return R / R.sum(axis=1, keepdims=True)
+
+
+def resize_images(images, size: int) -> np.ndarray:
+    """Resize a batch ``(n, h, w)`` to ``(n, size, size)`` (float32, same value range)."""
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise DataError("images must be a batch of 2-D pictures", expected="shape (n, height, width)",
+                        got=f"shape {images.shape}", fix="stack the images into one (n, h, w) array")
+    n, h, w = images.shape
+    if (h, w) == (size, size):
+        return images.astype(np.float32)
+    Rr = resample_matrix(h, size).astype(np.float32)
+    Rc = resample_matrix(w, size).astype(np.float32)
+    out = np.empty((n, size, size), dtype=np.float32)
+    step = 4096  # bounded temporaries for big sets
+    for i in range(0, n, step):
+        out[i : i + step] = np.einsum("ij,njk,lk->nil", Rr, images[i : i + step].astype(np.float32), Rc, optimize=True)
+    return out
+
+
+def _pil():
+    try:
+        from PIL import Image  # noqa: PLC0415  (optional, heavy)
+    except ImportError:
+        raise ConfigError("reading image files needs Pillow", expected="an importable PIL package",
+                          got="no Pillow installed", fix='pip install "dialnet[images]" (or pip install pillow)') from None
+    return Image
+
+
+def load_image(path, size: int) -> np.ndarray:
+    """One image file as a ``(size, size)`` float32 array of grayscale values in [0, 1].
+
+    Converted to grayscale (``L``), then resized: box filter when
+    shrinking, bilinear when growing. Non-square images are squashed.
+    """
+    Image = _pil()
+    spath = os.fspath(path)
+    if not os.path.isfile(spath):
+        raise DataError(f"image file {spath} does not exist", expected="an image file (png, jpg, ...)", got=spath,
+                        fix="check the path")
+    try:
+        with Image.open(spath) as img:
+            img.load()
+            gray = img.convert("L")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read {spath} as an image", expected="a png, jpg, bmp, gif or tiff file",
+                        got=str(exc), fix="check that the file is an image and not damaged") from None
+    shrink = gray.width >= size and gray.height >= size
+    resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    resized = gray.resize((size, size), resample=resample)
+    return np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def load_image_folder(folder, size: int = 25):
+    """A folder with one sub-folder per class, each holding image files.
+
+    Returns ``(X, y, class_names, files)``: ``X`` of shape (n, size*size)
+    with values in [0, 1], ``y`` int64 labels, the class names (the
+    sub-folder names, sorted) and the file paths in the order of ``X``.
+    """
+    size = check_image_size(size)
+    root = os.fspath(folder)
+    if not os.path.isdir(root):
+        raise DataError(f"image folder {root} does not exist", expected="a folder with one sub-folder per class",
+                        got=root, fix="check the path")
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    found = {}
+    for name in classes:
+        sub = os.path.join(root, name)
+        files = sorted(f for f in os.listdir(sub) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+        if files:
+            found[name] = [os.path.join(sub, f) for f in files]
+    if len(found) < 2:
+        raise DataError(f"image folder {root} needs at least 2 classes",
+                        expected="one sub-folder of images per class, at least 2 with images (e.g. cats/, dogs/)",
+                        got=f"{len(found)} sub-folder(s) with images" + (f": {', '.join(found)}" if found else ""),
+                        fix="put each class's images in its own sub-folder")
+    names = list(found)
+    paths = [p for name in names for p in found[name]]
+    y = np.array([i for i, name in enumerate(names) for _ in found[name]], dtype=np.int64)
+    X = np.stack([load_image(p, size).reshape(-1) for p in paths])
+    return X, y, names, paths
