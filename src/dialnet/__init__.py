@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import backend
+from . import backend, inspect, plots  # inspect: dn.inspect.trace(...); plots imports matplotlib only when drawing
 from .errors import (
     ConfigError,
     DataError,
@@ -19,6 +19,7 @@ from .errors import (
     ModelFileError,
     ShapeError,
 )
+from .doctor import DoctorCallback, doctor
 from .gradcheck import gradcheck
 from .io import load
 from .layers import Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
@@ -41,6 +42,7 @@ __all__ = [
     "Dense",
     "DialnetError",
     "DivergenceError",
+    "DoctorCallback",
     "Dropout",
     "EarlyStopping",
     "ExponentialLR",
@@ -64,6 +66,7 @@ __all__ = [
     "Tanh",
     "export_onnx",
     "from_torch_state_dict",
+    "doctor",
     "gradcheck",
     "load",
     "mlp",

@@ -85,10 +85,11 @@ def main(argv=None) -> int:
             raise
         report_error(exc)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug:
             raise
-        print("dialnet: interrupted", file=sys.stderr)
+        detail = str(exc)  # TrainingInterrupted says where the checkpoint is and how to resume
+        print(f"dialnet: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError:
         if debug:

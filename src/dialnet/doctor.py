@@ -81,7 +81,7 @@ WIDE_MIN_UNITS = 16
 FIT_GAP_ACCURACY = 0.10
 FIT_GAP_LOSS_RATIO = 2.0
 
-PROBE_ROWS = 1000
+PROBE_ROWS = 500
 PROBE_EPOCHS = 200
 PLATEAU_EPOCHS = 10
 PLATEAU_GAIN = 0.01
@@ -467,6 +467,9 @@ def _rebuilt(net, widen=1, seed=0):
     return new
 
 
+_WITHIN_REACH = "came within the margin of the twin"
+
+
 class _UntilFitOrPlateau(Callback):
     """Stop a probe run once it fits every row (or reaches ``goal``), or once its loss has stopped falling."""
 
@@ -482,8 +485,8 @@ class _UntilFitOrPlateau(Callback):
             return True
         if self.goal is not None:
             key, bound = self.goal
-            if (logs[key] >= bound) if key == "accuracy" else (logs[key] <= bound):
-                self.outcome = "came within reach of the twin"
+            if (logs[key] > bound) if key == "accuracy" else (logs[key] < bound):
+                self.outcome = _WITHIN_REACH
                 return True
         if len(self.losses) > PLATEAU_EPOCHS and self.losses[-1] > (1 - PLATEAU_GAIN) * self.losses[-1 - PLATEAU_EPOCHS]:
             self.outcome = "plateaued"
@@ -522,15 +525,15 @@ def probe_capacity(net, X, y, loss, seed=0):
            f"{len(s_stop.losses)} epochs, {WIDEN}x wider {sizes(wide)} {w_stop.outcome} after {len(w_stop.losses)}")
     if "accuracy" in s:
         check = (f"{how}; training accuracy {s['accuracy']:.1%} against {w['accuracy']:.1%} "
-                 f"(too small if it plateaus {FIT_GAP_ACCURACY:.0%} or more below)")
+                 f"(too small if it ends {FIT_GAP_ACCURACY * 100:.0f} points or more below)")
         better = w["accuracy"] - s["accuracy"] >= FIT_GAP_ACCURACY
         said = f"training accuracy {s['accuracy']:.1%} against {w['accuracy']:.1%}"
     else:
         check = (f"{how}; training loss {s['loss']:.4g} against {w['loss']:.4g} "
-                 f"(too small if it plateaus at {FIT_GAP_LOSS_RATIO:g}x the loss or more)")
+                 f"(too small if it ends at {FIT_GAP_LOSS_RATIO:g}x the loss or more)")
         better = s["loss"] >= FIT_GAP_LOSS_RATIO * w["loss"]
         said = f"training loss {s['loss']:.4g} against {w['loss']:.4g}"
-    if not better:
+    if not better or s_stop.outcome == _WITHIN_REACH:
         return [], check
     return [Finding(
         "too_small",

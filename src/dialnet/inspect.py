@@ -203,10 +203,11 @@ class Trace:
     def _dial_name(self, number, i, j):
         if number == 1 and self.image_shape is not None:
             r, c = divmod(i, self.image_shape[1])
-            return f"W1[pixel ({r},{c}) -> unit {j}]"
-        if number == 1:
-            return f"W1[input {i} -> unit {j}]"
-        return f"W{number}[unit {i} -> unit {j}]"
+            source = f"pixel ({r},{c})"
+        else:
+            source = f"input {i}" if number == 1 else f"unit {i}"
+        last = number == len(self.layers) and self.task == "classification" and self.output.shape[1] > 1
+        return f"W{number}[{source} -> {'class ' + self._label(j) if last else f'unit {j}'}]"
 
     def report(self, top=5, max_samples=5) -> str:
         """A readable summary: per layer ranges and norms, then the dials that matter most."""

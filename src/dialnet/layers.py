@@ -13,11 +13,45 @@ final result before handing it to the user.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import backend
 from .errors import ConfigError, InvalidValueError
 from .init import AUTO_FOR_ACTIVATION, get_initializer
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(value, dtype, backend_name):
+    arr = backend.xp.asarray(value, dtype=dtype)
+    if backend_name == "numpy":
+        arr.flags.writeable = False
+    return arr
+
+
+def constant(value, dtype):
+    """``value`` as a 0-d array of ``dtype``, made once and reused.
+
+    A Python float handed to a ufunc is converted on every call, which costs
+    about as much as the arithmetic on a small batch; a 0-d array of the
+    same dtype is not, and keeps float32 math in float32.
+    """
+    return _constant(value, dtype, backend.name)
+
+
+@functools.lru_cache(maxsize=16)
+def _exp_limit(dtype, backend_name):
+    limit = np.asarray(np.log(np.finfo(dtype).max), dtype=dtype)
+    with np.errstate(over="ignore"):
+        while not np.isfinite(np.exp(limit)):  # rounding to dtype can land just above
+            limit = np.nextafter(limit, dtype.type(0))
+    return _constant(float(limit), dtype, backend_name)
+
+
+def exp_limit(dtype):
+    """The largest ``x`` of ``dtype`` with a finite ``exp(x)`` (a 0-d array, made once)."""
+    return _exp_limit(np.dtype(dtype), backend.name)
 
 
 class Layer:
@@ -55,7 +89,7 @@ class Layer:
     def clear_cache(self):
         """Drop cached activations and buffers (e.g. before saving or after a huge batch)."""
         self._buffers = {}
-        for attr in ("x", "z", "a", "mask"):
+        for attr in ("x", "z", "a", "mask", "row_max", "row_sum"):
             if hasattr(self, attr):
                 setattr(self, attr, None)
 
@@ -119,21 +153,30 @@ class Dense(Layer):
         self.grad_biases = backend.xp.zeros_like(self.biases)
         self._buffers = {}
 
+    # np.dot hands 2-D products straight to BLAS; np.matmul takes a slower
+    # route for some shapes (X.T @ dZ at batch 1 is an outer product).
+
     def forward(self, x, training=False):
+        xp = backend.xp
         self.x = x
         z = self._buffer("z", (x.shape[0], self.n_out), self.weights.dtype)
-        backend.xp.matmul(x, self.weights, out=z)
-        z += self.biases
+        xp.dot(x, self.weights, out=z)
+        xp.add(z, self.biases, out=z)
         return z
 
     def backward(self, dz, need_dx=True):
+        """``dW = X.T @ dZ``, ``db = 1.T @ dZ`` (a sum over the batch, done by BLAS), ``dX = dZ @ W.T``."""
         xp = backend.xp
-        xp.matmul(self.x.T, dz, out=self.grad_weights)
-        dz.sum(axis=0, out=self.grad_biases)
+        n = dz.shape[0]
+        xp.dot(self.x.T, dz, out=self.grad_weights)
+        ones = self._buffers.get("ones")
+        if ones is None or ones.shape[0] != n or ones.dtype != dz.dtype:
+            ones = self._buffers["ones"] = xp.ones(n, dtype=dz.dtype)
+        xp.dot(ones, dz, out=self.grad_biases)
         if not need_dx:
             return None
-        dx = self._buffer("dx", (dz.shape[0], self.n_in), dz.dtype)
-        xp.matmul(dz, self.weights.T, out=dx)
+        dx = self._buffer("dx", (n, self.n_in), dz.dtype)
+        xp.dot(dz, self.weights.T, out=dx)
         return dx
 
     def parameters(self):
@@ -141,6 +184,17 @@ class Dense(Layer):
 
     def gradients(self):
         return [self.grad_weights, self.grad_biases]
+
+    def use_storage(self, params, grads):
+        """Move the dials and their gradients into the given arrays (same shapes), and keep using those.
+
+        ``Network`` passes views of one flat array, so that an optimizer can
+        turn every dial of the network in a few whole-array operations.
+        """
+        for new, old in zip(params + grads, self.parameters() + self.gradients()):
+            new[...] = old
+        self.weights, self.biases = params
+        self.grad_weights, self.grad_biases = grads
 
     def config(self):
         return {"n_in": self.n_in, "n_out": self.n_out, "init": self.init}
@@ -164,9 +218,11 @@ class Sigmoid(Activation):
         self.z = z
         a = self._buffer("a", z.shape, z.dtype)
         xp.negative(z, out=a)
-        with np.errstate(over="ignore"):  # exp(-z) -> inf gives a = 0, which is right
-            xp.exp(a, out=a)
-        a += 1
+        # exp(-z) stays finite below log(max float): a >= 1/max instead of an
+        # overflow warning, and no np.errstate (slower than the math) per call
+        xp.minimum(a, exp_limit(z.dtype), out=a)
+        xp.exp(a, out=a)
+        xp.add(a, constant(1, z.dtype), out=a)
         xp.reciprocal(a, out=a)
         self.a = a
         return a
@@ -174,9 +230,9 @@ class Sigmoid(Activation):
     def backward(self, da, need_dx=True):
         xp = backend.xp
         dz = self._buffer("dz", da.shape, da.dtype)
-        xp.subtract(1, self.a, out=dz)
-        dz *= self.a
-        dz *= da
+        xp.subtract(constant(1, da.dtype), self.a, out=dz)  # 1 - a is exact near a = 1; a - a*a is not
+        xp.multiply(dz, self.a, out=dz)
+        xp.multiply(dz, da, out=dz)
         return dz
 
 
@@ -195,8 +251,8 @@ class Tanh(Activation):
         xp = backend.xp
         dz = self._buffer("dz", da.shape, da.dtype)
         xp.multiply(self.a, self.a, out=dz)
-        xp.subtract(1, dz, out=dz)
-        dz *= da
+        xp.subtract(constant(1, da.dtype), dz, out=dz)
+        xp.multiply(dz, da, out=dz)
         return dz
 
 
@@ -207,16 +263,16 @@ class ReLU(Activation):
 
     def forward(self, z, training=False):
         a = self._buffer("a", z.shape, z.dtype)
-        backend.xp.maximum(z, 0, out=a)
+        backend.xp.maximum(z, constant(0, z.dtype), out=a)
         self.a = a
         return a
 
     def backward(self, da, need_dx=True):
         xp = backend.xp
-        mask = self._buffer("mask", da.shape, np.bool_)
-        xp.greater(self.a, 0, out=mask)
         dz = self._buffer("dz", da.shape, da.dtype)
-        xp.multiply(da, mask, out=dz)
+        # the 0/1 mask is written straight as floats: two float passes, no bool array to cast
+        xp.greater(self.a, constant(0, da.dtype), out=dz)
+        xp.multiply(dz, da, out=dz)
         return dz
 
 
@@ -268,14 +324,29 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, z, training=False):
+        """Keeps the row maxima ``m`` and the sums ``s = sum_j exp(z_j - m)``: ``log_sum_exp`` reuses them."""
         xp = backend.xp
         self.z = z
+        n = z.shape[0]
         a = self._buffer("a", z.shape, z.dtype)
-        xp.subtract(z, z.max(axis=1, keepdims=True), out=a)
+        m = self._buffer("row_max", (n, 1), z.dtype)
+        s = self._buffer("row_sum", (n, 1), z.dtype)
+        xp.maximum.reduce(z, axis=1, keepdims=True, out=m)
+        xp.subtract(z, m, out=a)
         xp.exp(a, out=a)
-        a /= a.sum(axis=1, keepdims=True)
+        xp.add.reduce(a, axis=1, keepdims=True, out=s)
+        xp.divide(a, s, out=a)
+        self.row_max, self.row_sum = m, s
         self.a = a
         return a
+
+    def log_sum_exp(self):
+        """``log sum_j exp(z_j)`` per row, shape (n, 1), from the last forward: ``m + log(s)``."""
+        xp = backend.xp
+        out = self._buffer("lse", self.row_sum.shape, self.row_sum.dtype)
+        xp.log(self.row_sum, out=out)
+        xp.add(out, self.row_max, out=out)
+        return out
 
     def backward(self, da, need_dx=True):
         dz = self._buffer("dz", da.shape, da.dtype)

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import backend
 from .errors import ConfigError, DataError, ShapeError, type_name
+from .layers import constant
 
 
 def _as_2d_targets(y, n, n_out, dtype, loss_name):
@@ -102,6 +103,14 @@ class Loss:
 
     def delta(self, P, Y):
         raise NotImplementedError
+
+    def value_and_delta_logits(self, layer, Y, out=None):
+        """The fused training step for the output ``layer`` it pairs with (after that layer's forward).
+
+        Returns the loss value and ``dL/dz``, the gradient with respect to
+        the layer's input ``z``, written into ``out``.
+        """
+        return self.value_from_logits(layer.z, Y), self.delta_logits(layer.a, Y, out=out)
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -192,6 +201,47 @@ class CrossEntropy(Loss):
             out -= Y
         out *= 1.0 / n
         return out
+
+    def value_and_delta_logits(self, softmax, Y, out=None):
+        """Softmax + cross-entropy in one step, for integer labels (other targets: the general formulas).
+
+        The labels become one-hot rows ``T`` once, used twice: the value is
+        ``mean(lse - sum(z * T, 1))`` with the softmax's own log-sum-exp (no
+        second pass of exp), and ``dL/dz = (p - T) / n``.
+        """
+        if Y.ndim != 1 or not hasattr(softmax, "log_sum_exp"):
+            return super().value_and_delta_logits(softmax, Y, out)
+        xp = backend.xp
+        P, Z = softmax.a, softmax.z
+        n = P.shape[0]
+        T = self._one_hot(Y, P.shape, P.dtype)
+        per_row = softmax.log_sum_exp()  # (n, 1), reused in place below
+        true_logit = self._buffer("true_logit", per_row.shape, P.dtype)
+        zt = self._buffer("zt", P.shape, P.dtype)
+        xp.multiply(Z, T, out=zt)
+        xp.add.reduce(zt, axis=1, keepdims=True, out=true_logit)
+        xp.subtract(per_row, true_logit, out=per_row)  # one row's loss each: no cancellation across rows
+        value = float(xp.add.reduce(per_row, axis=None)) / n
+        out = xp.subtract(P, T, out=out)
+        xp.multiply(out, constant(1.0 / n, P.dtype), out=out)
+        return value, out
+
+    def _buffer(self, key, shape, dtype):
+        buffers = self.__dict__.setdefault("_buffers", {})
+        buf = buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = buffers[key] = backend.xp.empty(shape, dtype=dtype)
+        return buf
+
+    def _one_hot(self, labels, shape, dtype):
+        """Rows with a 1 in each label's column: one comparison of the labels against 0..K-1."""
+        xp = backend.xp
+        classes = self.__dict__.get("_classes")
+        if classes is None or classes.shape[0] != shape[1]:
+            classes = self._classes = xp.arange(shape[1])
+        T = self._buffer("one_hot", shape, dtype)
+        xp.equal(labels[:, None], classes, out=T)
+        return T
 
     def value(self, P, Y):
         xp = backend.xp

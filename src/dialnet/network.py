@@ -66,6 +66,13 @@ class Network:
                 )
         self.n_inputs = dense[0].n_in
         self.n_outputs = dense[-1].n_out
+        if self.layers[-1].name == "softmax" and self.n_outputs == 1:
+            raise ConfigError(
+                "a softmax over one output is always 1",
+                expected="at least 2 outputs for softmax",
+                got="1 output",
+                fix="end with Sigmoid() for a yes/no problem, or use 2 softmax outputs",
+            )
         self._first_dense = self.layers.index(dense[0])
         self.seed = seed
         self.class_names = None
@@ -230,8 +237,7 @@ class Network:
         P = self._forward(X, training)
         layers = self.layers
         if self._fused(loss):
-            value = loss.value_from_logits(layers[-1].z, Y)
-            d = loss.delta_logits(P, Y, out=layers[-1]._buffer("dz", P.shape, P.dtype))
+            value, d = loss.value_and_delta_logits(layers[-1], Y, out=layers[-1]._buffer("dz", P.shape, P.dtype))
             last = len(layers) - 2
         else:
             value = loss.value(P, Y)
@@ -389,6 +395,8 @@ def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, 
             )
     n_hidden = len(sizes) - 2
     acts = [activation] * n_hidden if isinstance(activation, str) or isinstance(activation, Layer) else list(activation)
+    if n_hidden == 0 and isinstance(activation, str):
+        get_activation(activation)  # unused without hidden layers, but a misspelt name must not pass
     if len(acts) != n_hidden:
         raise ConfigError(
             "one activation per hidden layer is needed",

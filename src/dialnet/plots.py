@@ -307,6 +307,13 @@ class GradientNormRecorder(Callback):
                 net.history.history.setdefault(GRAD_NORM_KEY.format(k), []).append(values[-1])
         return False
 
+    def checkpoint_state(self):
+        return {"epochs": list(self.epochs), "norms": {str(k): list(v) for k, v in self.norms.items()}}, {}
+
+    def restore_state(self, state, arrays, net):
+        self.epochs = [int(e) for e in state.get("epochs", [])]
+        self.norms = {int(k): [float(x) for x in v] for k, v in state.get("norms", {}).items()}
+
 
 def gradient_norms_of(source):
     """``(epochs, {layer: norms})`` from a recorder, a History, a history dict, or a Network."""

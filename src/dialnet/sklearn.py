@@ -138,7 +138,10 @@ class _SampleWeighted(Loss):
         if name == "cross_entropy":
             if Z is not None:  # log-sum-exp(z) - z[true]
                 m = Z.max(axis=1, keepdims=True)
-                return xp.log(xp.exp(Z - m).sum(axis=1)) + m[:, 0] - (Z * T).sum(axis=1)
+                out = xp.log(xp.exp(Z - m).sum(axis=1))
+                out += m[:, 0]
+                out -= xp.einsum("ij,ij->i", Z, T)
+                return out
             return -(T * xp.log(xp.maximum(P, np.finfo(P.dtype).tiny))).sum(axis=1)
         if name == "binary_cross_entropy":
             if Z is not None:  # max(z, 0) - z y + log(1 + exp(-|z|))
@@ -150,7 +153,7 @@ class _SampleWeighted(Loss):
         return (diff * diff).mean(axis=1)
 
     def value_from_logits(self, Z, Y):
-        return float((self.per_sample(None, Y[:, :-1], Z) * Y[:, -1]).mean())
+        return float(self.per_sample(None, Y[:, :-1], Z) @ Y[:, -1]) / Z.shape[0]
 
     def delta_logits(self, P, Y, out=None):
         out = self.base.delta_logits(P, Y[:, :-1], out=out)
@@ -158,7 +161,7 @@ class _SampleWeighted(Loss):
         return out
 
     def value(self, P, Y):
-        return float((self.per_sample(P, Y[:, :-1]) * Y[:, -1]).mean())
+        return float(self.per_sample(P, Y[:, :-1]) @ Y[:, -1]) / P.shape[0]
 
     def delta(self, P, Y, out=None):
         out = self.base.delta(P, Y[:, :-1], out=out)
@@ -1007,7 +1010,7 @@ class DialnetRegressor(RegressorMixin, _DialnetEstimator):
 
     def predict(self, X):
         """Predicted values: shape (n_samples,) for one target, else (n_samples, n_targets)."""
-        P = self._outputs(X)
+        P = self._outputs(X).astype(np.float64)  # scikit-learn's regressors answer in float64
         return P[:, 0] if self.n_outputs_ == 1 else P
 
     def __sklearn_tags__(self):

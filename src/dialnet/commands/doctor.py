@@ -55,15 +55,10 @@ def model_image_size(net, override=None):
 
 
 def prepare_inputs(net, X):
-    """Apply the model's own preprocessing (scaling stored in the model file), if any."""
-    try:
-        from .. import preprocessing  # noqa: PLC0415
-    except ImportError:
-        return X
-    apply = getattr(preprocessing, "apply", None) or getattr(preprocessing, "transform", None)
-    if apply is None or not getattr(net, "preprocessing", None):
-        return X
-    return apply(net, X)
+    """Scale inputs as the model's training did (the constants stored in its file)."""
+    from ..preprocessing import apply_preprocessing  # noqa: PLC0415
+
+    return apply_preprocessing(net, X, dtype=net.dtype)
 
 
 def _npz(path, split):
