@@ -144,12 +144,14 @@ def test_learning_rate_too_high_from_a_probe_run(scaled):
     net = dn.mlp([64, 32, 10], activation="sigmoid", seed=0)
     before = [p.copy() for p in net.parameters()]
     optimizer = dn.SGD(lr=50.0)
-    diagnosis = dn.doctor(net, X, y, optimizer=optimizer, seed=0)
+    diagnosis = dn.doctor(net, X, y, optimizer=optimizer, probe="learning_rate", seed=0)
     assert "learning_rate_too_high" in diagnosis
     assert "probe run" in diagnosis.findings[diagnosis.codes.index("learning_rate_too_high")].title
     assert all(np.array_equal(a, b) for a, b in zip(before, net.parameters()))  # the probes train copies
     assert optimizer.t == 0  # and never step the caller's optimizer
-    assert "learning_rate_too_high" not in dn.doctor(net, X, y, optimizer=dn.SGD(lr=0.1), seed=0)
+    assert "learning_rate_too_high" not in dn.doctor(net, X, y, optimizer=dn.SGD(lr=0.1), probe="learning_rate", seed=0)
+    with pytest.raises(dn.ConfigError):
+        dn.doctor(net, X, y, probe="everything")
 
 
 def test_loss_curve_rules():
@@ -165,9 +167,21 @@ def test_network_too_small_to_fit():
     X, y = xor()
     diagnosis = dn.doctor(dn.mlp([2, 1, 2], activation="tanh", seed=0), X, y)
     finding = diagnosis.findings[diagnosis.codes.index("too_small")]
-    assert finding.numbers["wide"]["accuracy"] - finding.numbers["small"]["accuracy"] >= 0.10
+    assert finding.numbers["wide"] - finding.numbers["small"] >= 0.10  # training accuracy, 10 points apart
     assert "widen" in finding.fix
     assert "too_small" not in dn.doctor(dn.mlp([2, 8, 2], activation="tanh", seed=0), X, y)
+
+
+def test_regression_network_too_small_to_fit():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, size=(400, 1))
+    wave = np.sin(3 * x)  # four bends: one tanh unit can follow one
+    finding = dn.doctor(dn.mlp([1, 1, 1], activation="tanh", output="identity", seed=0), x, wave, probe="capacity")
+    assert "too_small" in finding
+    X = rng.standard_normal((300, 4))
+    linear = X @ rng.standard_normal((4, 2)) + 0.1 * rng.standard_normal((300, 2))
+    assert "too_small" not in dn.doctor(dn.mlp([4, 16, 2], activation="tanh", output="identity", seed=0), X, linear,
+                                        probe="capacity")
 
 
 def test_doctor_callback_warns_during_fit(scaled):
@@ -211,3 +225,11 @@ def test_doctor_command(tmp_path, scaled, capsys):
     assert "unscaled_inputs" in out and "loss over 5 epochs" in out
     assert main(["doctor", str(model), str(tmp_path / "missing.csv")]) == 2
     assert "hint:" in capsys.readouterr().err
+
+
+def test_a_hostile_history_in_a_model_file_is_ignored(tmp_path, scaled):
+    X, y = scaled
+    model = tmp_path / "m.safetensors"
+    dn.mlp([64, 8, 10], activation="sigmoid", seed=0).save(model, extra_metadata={"history": {"loss": ["a", None], "lr": 3}})
+    diagnosis = dn.doctor(dn.load(model), X, y, probe=False)
+    assert any("no training history" in s for s in diagnosis.skipped)

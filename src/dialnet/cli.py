@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> module under dialnet.commands (kept in the order `--help` lists them)
@@ -91,6 +92,12 @@ def main(argv=None) -> int:
         detail = str(exc)  # TrainingInterrupted says where the checkpoint is and how to resume
         print(f"dialnet: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and the reader left: not an error
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+        except OSError:
+            pass
+        return 0
     except MemoryError:
         if debug:
             raise

@@ -44,11 +44,12 @@ learning_rate_too_high
 too_small
     A probe: a fresh copy of this architecture and a twin with every hidden
     layer 4x wider train on the same rows the same way, each until it fits
-    every row, its loss plateaus (under 1% better over 10 epochs: ten
+    99% of them, its loss plateaus (under 1% better over 10 epochs: ten
     times more training would gain under 10%), or 200 epochs. If the twin
-    then fits the rows better by 10 accuracy points or more (regression:
-    half the loss or less), capacity, not the optimizer, is what holds
-    this network back: the same training reaches far more with more units.
+    then fits the rows better by 10 points or more (of training accuracy;
+    for regression, of R^2: the share of the targets' variance fitted),
+    capacity, not the optimizer, is what holds this network back: the same
+    training reaches far more with more units.
 """
 
 from __future__ import annotations
@@ -78,13 +79,13 @@ LOSS_GIVEN_BACK = 0.1
 MIN_EPOCHS = 3
 WIDEN = 4
 WIDE_MIN_UNITS = 16
-FIT_GAP_ACCURACY = 0.10
-FIT_GAP_LOSS_RATIO = 2.0
+FIT_GAP = 0.10
 
 PROBE_ROWS = 500
 PROBE_EPOCHS = 200
 PLATEAU_EPOCHS = 10
 PLATEAU_GAIN = 0.01
+FITS = 0.99
 LR_PROBE_ROWS = 512
 LR_PROBE_EPOCHS = 8
 GRADIENT_ROWS = 256
@@ -382,14 +383,27 @@ def check_loss_curve(losses, lrs=None, source="training run"):
     return [Finding("learning_rate_too_high", title, detail, fix, **numbers)], check
 
 
+def clean_history(hist):
+    """Keep only the per-epoch series that are lists of numbers (a model file's metadata is not trusted)."""
+    if not isinstance(hist, dict):
+        return {}
+    inner = hist.get("history")
+    if isinstance(inner, dict):
+        hist = inner
+    return {
+        str(k): [float(x) for x in v]
+        for k, v in hist.items()
+        if isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    }
+
+
 def _history_of(history):
     if history is None:
         return None
     if isinstance(history, History):
         return history.history
     if isinstance(history, dict):
-        inner = history.get("history")
-        return inner if isinstance(inner, dict) else history
+        return clean_history(history)
     raise ConfigError(
         "history must be a dialnet History or a dict of per-epoch lists",
         expected="net.fit(...)'s return value or history.history",
@@ -400,11 +414,12 @@ def _history_of(history):
 
 def stored_history(net):
     """The training history kept with a network: ``net.history`` or a model file's metadata."""
-    if getattr(net, "history", None) is not None:
-        return _history_of(net.history)
+    history = getattr(net, "history", None)
+    if isinstance(history, (History, dict)):
+        return _history_of(history)
     extra = (getattr(net, "metadata", None) or {}).get("extra")
-    if isinstance(extra, dict) and isinstance(extra.get("history"), dict):
-        return _history_of(extra["history"])
+    if isinstance(extra, dict):
+        return clean_history(extra.get("history")) or None
     return None
 
 
@@ -471,23 +486,27 @@ _WITHIN_REACH = "came within the margin of the twin"
 
 
 class _UntilFitOrPlateau(Callback):
-    """Stop a probe run once it fits every row (or reaches ``goal``), or once its loss has stopped falling."""
+    """Stop a probe run once it fits (or reaches ``goal``), or once its loss has stopped falling.
 
-    def __init__(self, goal=None):
-        self.goal = goal  # ("accuracy", at least) or ("loss", at most)
+    ``score(logs)`` is the share fitted: training accuracy, or for
+    regression the share of a constant guess's loss removed (R^2 for MSE).
+    """
+
+    def __init__(self, score, goal=None):
+        self.score = score
+        self.goal = goal
         self.losses = []
-        self.outcome = "still learning"
+        self.outcome = "was still learning"
 
     def on_epoch_end(self, epoch, logs, net):
         self.losses.append(logs["loss"])
-        if logs.get("accuracy", 0.0) >= 1.0:
-            self.outcome = "fits every row"
+        value = self.score(logs)
+        if value >= FITS:
+            self.outcome = f"fit {FITS:.0%}"
             return True
-        if self.goal is not None:
-            key, bound = self.goal
-            if (logs[key] > bound) if key == "accuracy" else (logs[key] < bound):
-                self.outcome = _WITHIN_REACH
-                return True
+        if self.goal is not None and value > self.goal:
+            self.outcome = _WITHIN_REACH
+            return True
         if len(self.losses) > PLATEAU_EPOCHS and self.losses[-1] > (1 - PLATEAU_GAIN) * self.losses[-1 - PLATEAU_EPOCHS]:
             self.outcome = "plateaued"
             return True
@@ -497,49 +516,59 @@ class _UntilFitOrPlateau(Callback):
 def probe_capacity(net, X, y, loss, seed=0):
     """Train a fresh copy and a 4x wider twin the same way; compare how well each fits.
 
-    Each run stops when it fits every row, when its loss fell by less than
-    1% over the last 10 epochs (a plateau: ten times more training would
-    gain under 10%), or after ``PROBE_EPOCHS`` epochs; the copy also stops
-    as soon as it comes within the verdict's margin of the twin.
+    How well: training accuracy for classifiers; otherwise the share of the
+    loss of a constant guess (the targets' mean) that the network removes,
+    which is R^2 for squared error. Each run stops when it fits 99%, when
+    its loss fell by less than 1% over the last 10 epochs (a plateau: ten
+    times more training would gain under 10%), or after ``PROBE_EPOCHS``
+    epochs; the copy also stops as soon as it comes within the verdict's
+    margin of the twin.
     """
     from .optimizers import Adam  # noqa: PLC0415
 
+    Xc = net._check_X(X)
+    Y = loss.prepare(y, Xc.shape[0], net.n_outputs, net.dtype)
+    if net.task == "classification" or net.task in ("binary", "multilabel"):
+        kind = "training accuracy"
+
+        def score(logs):
+            return logs["accuracy"]
+    else:
+        kind = "share of the variance fitted" if loss.name == "mse" else "share of a constant guess's loss removed"
+        guess = backend.xp.broadcast_to(Y.mean(axis=0), Y.shape)
+        baseline = loss.value(guess, Y)
+        if not baseline > 0:
+            return [], "capacity probe: the targets are constant, nothing to fit"
+
+        def score(logs):
+            return 1.0 - logs["loss"] / baseline
+
     def train(widen, goal):
         model = _rebuilt(net, widen, seed)
-        stopper = _UntilFitOrPlateau(goal)
+        stopper = _UntilFitOrPlateau(score, goal)
         with np.errstate(all="ignore"):
-            model.fit(X, y, loss=loss, optimizer=Adam(lr=1e-3), epochs=PROBE_EPOCHS, batch_size=32, seed=seed,
+            model.fit(Xc, y, loss=loss, optimizer=Adam(lr=1e-3), epochs=PROBE_EPOCHS, batch_size=32, seed=seed,
                       callbacks=[stopper])
-        return model, model.evaluate(X, y, loss=loss), stopper
+        return model, score(model.evaluate(Xc, y, loss=loss)), stopper
 
     try:
         # the wide twin first: the copy then only has to come within reach of it, which often ends its run early
         wide, w, w_stop = train(WIDEN, None)
-        goal = ("accuracy", w["accuracy"] - FIT_GAP_ACCURACY) if "accuracy" in w else ("loss", FIT_GAP_LOSS_RATIO * w["loss"])
-        small, s, s_stop = train(1, goal)
+        small, s, s_stop = train(1, w - FIT_GAP)
     except DivergenceError:
         return [], "capacity probe: a probe run diverged, no verdict"
     sizes = lambda m: "-".join(map(str, m.sizes))  # noqa: E731
-    n = X.shape[0]
-    how = (f"capacity probe (fresh copies, Adam lr 0.001 on {n} rows): {sizes(small)} {s_stop.outcome} after "
-           f"{len(s_stop.losses)} epochs, {WIDEN}x wider {sizes(wide)} {w_stop.outcome} after {len(w_stop.losses)}")
-    if "accuracy" in s:
-        check = (f"{how}; training accuracy {s['accuracy']:.1%} against {w['accuracy']:.1%} "
-                 f"(too small if it ends {FIT_GAP_ACCURACY * 100:.0f} points or more below)")
-        better = w["accuracy"] - s["accuracy"] >= FIT_GAP_ACCURACY
-        said = f"training accuracy {s['accuracy']:.1%} against {w['accuracy']:.1%}"
-    else:
-        check = (f"{how}; training loss {s['loss']:.4g} against {w['loss']:.4g} "
-                 f"(too small if it ends at {FIT_GAP_LOSS_RATIO:g}x the loss or more)")
-        better = s["loss"] >= FIT_GAP_LOSS_RATIO * w["loss"]
-        said = f"training loss {s['loss']:.4g} against {w['loss']:.4g}"
-    if not better or s_stop.outcome == _WITHIN_REACH:
+    n = Xc.shape[0]
+    check = (f"capacity probe (fresh copies, Adam lr 0.001 on {n} rows): {sizes(small)} {s_stop.outcome} after "
+             f"{len(s_stop.losses)} epochs, {WIDEN}x wider {sizes(wide)} {w_stop.outcome} after {len(w_stop.losses)}; "
+             f"{kind} {s:.1%} against {w:.1%} (too small if it ends {FIT_GAP * 100:.0f} points or more below)")
+    if w - s < FIT_GAP or s_stop.outcome == _WITHIN_REACH:
         return [], check
     return [Finding(
         "too_small",
         f"the network is too small to fit its training data: {sizes(small)}",
-        f"trained from scratch the same way on the same {n} rows, it {s_stop.outcome} after {len(s_stop.losses)} epochs "
-        f"at {said} for a twin with {WIDEN}x wider hidden layers ({sizes(wide)})",
+        f"trained from scratch the same way on the same {n} rows ({len(s_stop.losses)} epochs: it {s_stop.outcome}), "
+        f"its {kind} is {s:.1%} against {w:.1%} for a twin with {WIDEN}x wider hidden layers ({sizes(wide)})",
         f"widen the hidden layers (e.g. {sizes(wide)}) or add a hidden layer",
         small=s, wide=w, epochs=len(s_stop.losses),
     )], check
@@ -564,9 +593,9 @@ def doctor(net, X, y, history=None, loss=None, optimizer=None, batch_size=32, pr
     optimizer : str or Optimizer, optional
         The optimizer (and learning rate) you train with, for the probe run;
         default Adam(lr=1e-3), fit's default. It is copied, never stepped.
-    probe : bool
-        Run the short training probes (learning rate without a history, and
-        the capacity probe). They train copies; ``net`` is not changed.
+    probe : bool, "learning_rate" or "capacity"
+        Run the short training probes: True both, False none, or the one
+        named. They train copies; ``net`` is not changed.
     seed : int
         Which rows are sampled and how the probes are seeded.
     max_samples : int
@@ -587,6 +616,11 @@ def doctor(net, X, y, history=None, loss=None, optimizer=None, batch_size=32, pr
         )
     if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 2:
         raise InvalidValueError("max_samples must be an integer >= 2", expected="e.g. 2000", got=repr(max_samples), fix="leave it out")
+    if probe not in (True, False, "learning_rate", "capacity"):
+        raise ConfigError("unknown probe", expected="True, False, 'learning_rate' or 'capacity'", got=repr(probe),
+                          fix="pass probe=True to run both probes")
+    probe_lr = probe in (True, "learning_rate")
+    probe_fit = probe in (True, "capacity")
     loss = get_loss(loss) if loss is not None else net.default_loss()
     Xv = net._check_X(X)
     y_arr = np.asarray(backend.to_numpy(y))
@@ -614,19 +648,19 @@ def doctor(net, X, y, history=None, loss=None, optimizer=None, batch_size=32, pr
     has_history = bool(hist and hist.get("loss"))
     if has_history:
         run(check_loss_curve(hist["loss"], hist.get("lr")))
-    if probe and (optimizer is not None or not has_history):
+    if probe_lr and (optimizer is not None or not has_history):
         sub = _subset(n, LR_PROBE_ROWS, rng)
         run(probe_learning_rate(net, Xv[backend.xp.asarray(sub)], y_arr[sub], loss, optimizer, batch_size, seed))
     elif not has_history:
-        skipped.append("learning rate (no training history; pass history= or probe=True)")
+        skipped.append("learning rate (no training history, and the learning-rate probe was not run)")
     elif optimizer is not None:
-        skipped.append("the given optimizer's learning rate (probe=False)")
+        skipped.append("the given optimizer's learning rate (the learning-rate probe was not run)")
 
-    if probe:
+    if probe_fit:
         sub = _subset(n, PROBE_ROWS, rng)
         run(probe_capacity(net, Xv[backend.xp.asarray(sub)], y_arr[sub], loss, seed))
     else:
-        skipped.append("capacity (probe=False)")
+        skipped.append("capacity (the capacity probe was not run)")
     return Diagnosis(findings, checks, skipped)
 
 
@@ -645,7 +679,7 @@ class DoctorCallback(Callback):
     def __init__(self, X, y, probe=False, warn=True, seed=0, max_samples=2000):
         self.X = X
         self.y = y
-        self.probe = bool(probe)
+        self.probe = "capacity" if probe else False  # the run's own history judges the learning rate
         self.warn = bool(warn)
         self.seed = seed
         self.max_samples = max_samples

@@ -14,6 +14,18 @@ from .losses import get_loss
 TASKS = ("classification", "binary", "multilabel", "regression")
 
 
+class ArrayList(list):
+    """A list of arrays that knows the one flat array they are all views of: ``flat`` (None if they are not)."""
+
+    def __init__(self, arrays, flat=None):
+        super().__init__(arrays)
+        self.flat = flat
+
+
+def _same_arrays(a, b) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
 class Network:
     """A stack of layers trained by backpropagation.
 
@@ -74,6 +86,7 @@ class Network:
                 fix="end with Sigmoid() for a yes/no problem, or use 2 softmax outputs",
             )
         self._first_dense = self.layers.index(dense[0])
+        self._flat = None
         self.seed = seed
         self.class_names = None
         self.task = self._default_task()
@@ -85,6 +98,7 @@ class Network:
         for layer in dense:
             if layer.weights.dtype != self.dtype:
                 layer.astype(self.dtype)
+        self._pack()
 
     # ------------------------------------------------------------ structure
 
@@ -98,6 +112,43 @@ class Network:
                 layer.reset_parameters(rng, self.dtype, init=init)
             elif isinstance(layer, Dropout):
                 layer.rng = np.random.default_rng(rng.integers(2**63))
+        self._pack()
+
+    def _pack(self):
+        """Move every dial into one flat array, and every gradient into another.
+
+        Each Dense keeps its ``weights``, ``biases``, ``grad_weights`` and
+        ``grad_biases`` (now views), so nothing else changes; but
+        :meth:`parameters` and :meth:`gradients` hand the flat arrays along
+        (``.flat``), and an optimizer then updates the whole network in a few
+        array operations instead of a few per layer.
+        """
+        owners = [layer for layer in self.layers if layer.parameters()]
+        if not all(isinstance(layer, Dense) for layer in owners):
+            self._flat = None
+            return
+        xp = backend.xp
+        total = sum(p.size for layer in owners for p in layer.parameters())
+        flat_params = xp.empty(total, dtype=self.dtype)
+        flat_grads = xp.zeros(total, dtype=self.dtype)
+        offset = 0
+        for layer in owners:
+            param_views, grad_views = [], []
+            for p in layer.parameters():
+                end = offset + p.size
+                param_views.append(flat_params[offset:end].reshape(p.shape))
+                grad_views.append(flat_grads[offset:end].reshape(p.shape))
+                offset = end
+            layer.use_storage(param_views, grad_views)
+        self._flat = (flat_params, flat_grads, self._layer_arrays("parameters"), self._layer_arrays("gradients"))
+
+    def __setstate__(self, state):
+        """A copied or unpickled network gets its own flat storage again."""
+        self.__dict__.update(state)
+        self._pack()
+
+    def _layer_arrays(self, kind):
+        return [a for layer in self.layers for a in getattr(layer, kind)()]
 
     def _default_task(self):
         last = self.layers[-1].name
@@ -118,12 +169,20 @@ class Network:
         return [dense[0].n_in] + [d.n_out for d in dense]
 
     def parameters(self):
-        """Every dial array, in a fixed order: [W0, b0, W1, b1, ...]."""
-        return [p for layer in self.layers for p in layer.parameters()]
+        """Every dial array, in a fixed order: [W0, b0, W1, b1, ...].
+
+        An :class:`ArrayList`: ``.flat`` is the one array they are all views
+        of (None if a layer's arrays were replaced since).
+        """
+        arrays = self._layer_arrays("parameters")
+        flat = self._flat
+        return ArrayList(arrays, flat[0] if flat is not None and _same_arrays(arrays, flat[2]) else None)
 
     def gradients(self):
-        """The gradient arrays matching :meth:`parameters`, filled by :meth:`backprop`."""
-        return [g for layer in self.layers for g in layer.gradients()]
+        """The gradient arrays matching :meth:`parameters`, filled by :meth:`backprop` (``.flat`` likewise)."""
+        arrays = self._layer_arrays("gradients")
+        flat = self._flat
+        return ArrayList(arrays, flat[1] if flat is not None and _same_arrays(arrays, flat[3]) else None)
 
     def count_parameters(self) -> int:
         return int(sum(p.size for p in self.parameters()))
@@ -353,6 +412,7 @@ class Network:
         clone.dtype = backend.resolve_dtype(dtype)
         for layer in clone.dense_layers:
             layer.astype(clone.dtype)
+        clone._pack()
         return clone
 
 

@@ -6,6 +6,12 @@ step count) is keyed by position, so the same list order must be passed on
 every step (``Network.parameters()`` guarantees that). The update rules
 follow ``torch.optim`` exactly so results can be compared to the bit.
 
+When the lists carry a ``flat`` attribute (``Network.parameters()`` and
+``gradients()`` do: every dial lives in one flat array), the update runs
+once on the flat arrays: the same element-wise arithmetic, in a handful of
+NumPy calls for the whole network instead of a handful per array. The
+state is then kept flat too, and still reported per position.
+
 Learning-rate schedules change ``optimizer.lr`` once per epoch.
 """
 
@@ -33,8 +39,16 @@ def _check(name, value, low=0.0, high=None, low_open=False):
     return value
 
 
+FLAT = "flat"  # the state key of the one flat parameter array
+
+
 class Optimizer:
-    """Base class. Subclasses implement ``_update(i, p, g)``."""
+    """Base class. Subclasses implement ``_update(key, p, g)``.
+
+    ``key`` names the slot dict in ``self.state``: a parameter's position,
+    or ``FLAT`` when ``p`` and ``g`` are the flat arrays all parameters and
+    gradients live in.
+    """
 
     name = "optimizer"
 
@@ -44,33 +58,83 @@ class Optimizer:
         self.initial_lr = self.lr
         self.state = {}
         self.t = 0
+        self._flat_of = None  # the flat parameter array the FLAT state belongs to
+        self._layout = None  # [(offset, shape)] of each parameter inside it
 
     def step(self, params, grads):
         """Turn every dial once: ``p <- p - lr * (update from g)``, in place."""
         self.t += 1
-        for i, (p, g) in enumerate(zip(params, grads)):
-            self._update(i, p, g)
+        flat_p, flat_g = getattr(params, "flat", None), getattr(grads, "flat", None)
+        if flat_p is not None and flat_g is not None:
+            if flat_p is not self._flat_of:
+                self._make_state_flat(params, flat_p)
+            self._update(FLAT, flat_p, flat_g)
+        else:
+            if self._flat_of is not None:
+                self._make_state_positional()
+            for i, (p, g) in enumerate(zip(params, grads)):
+                self._update(i, p, g)
 
-    def _update(self, i, p, g):
+    def _update(self, key, p, g):
         raise NotImplementedError
+
+    def _make_state_flat(self, params, flat):
+        """Gather per-position state into flat arrays laid out like ``flat`` (once per network)."""
+        self._make_state_positional()
+        layout, offset = [], 0
+        for p in params:
+            layout.append((offset, tuple(p.shape)))
+            offset += p.size
+        if self.state:
+            if sorted(self.state) != list(range(len(layout))):
+                raise ConfigError(
+                    "the optimizer's state does not match the parameters it is given",
+                    expected=f"state for {len(layout)} parameter arrays",
+                    got=f"state for positions {sorted(self.state)}",
+                    fix="pass the same parameter list on every step, or call optimizer.reset()",
+                )
+            xp = backend.xp
+            gathered = {}
+            for slot in self.state[0]:
+                buf = xp.empty_like(flat)
+                for i, (off, shape) in enumerate(layout):
+                    buf[off : off + math.prod(shape)] = self.state[i][slot].ravel()
+                gathered[slot] = buf
+            self.state = {FLAT: gathered}
+        self._flat_of, self._layout = flat, layout
+
+    def _positional_slots(self) -> dict:
+        """The state as ``{position: {slot: array}}`` (views into the flat state when it is flat)."""
+        if FLAT not in self.state:
+            return self.state
+        return {
+            i: {slot: arr[off : off + math.prod(shape)].reshape(shape) for slot, arr in self.state[FLAT].items()}
+            for i, (off, shape) in enumerate(self._layout)
+        }
+
+    def _make_state_positional(self):
+        self.state = {i: {k: v.copy() for k, v in slots.items()} for i, slots in self._positional_slots().items()}
+        self._flat_of = self._layout = None
 
     def reset(self):
         self.state = {}
         self.t = 0
+        self._flat_of = self._layout = None
 
     def config(self) -> dict:
         return {"lr": self.lr, "weight_decay": self.weight_decay}
 
     def state_arrays(self) -> dict:
-        """Optimizer state as a flat ``{name: array}`` dict (for checkpoints)."""
+        """Optimizer state as a flat ``{name: array}`` dict (for checkpoints), keyed ``"{position}.{slot}"``."""
         out = {}
-        for i, slots in self.state.items():
+        for i, slots in self._positional_slots().items():
             for slot, arr in slots.items():
                 out[f"{i}.{slot}"] = backend.to_numpy(arr)
         return out
 
     def load_state_arrays(self, arrays: dict, t: int):
         self.state = {}
+        self._flat_of = self._layout = None
         for key, arr in arrays.items():
             i, slot = key.split(".", 1)
             self.state.setdefault(int(i), {})[slot] = backend.xp.asarray(arr).copy()
@@ -154,12 +218,11 @@ class Adam(Optimizer):
         self.decoupled = bool(decoupled)
 
     def step(self, params, grads):
-        self.t += 1
         b1, b2 = self.betas
-        self._bc1 = 1.0 - b1**self.t
-        self._bc2_sqrt = math.sqrt(1.0 - b2**self.t)
-        for i, (p, g) in enumerate(zip(params, grads)):
-            self._update(i, p, g)
+        t = self.t + 1  # the step about to be taken
+        self._bc1 = 1.0 - b1**t
+        self._bc2_sqrt = math.sqrt(1.0 - b2**t)
+        super().step(params, grads)
 
     def _update(self, i, p, g):
         xp = backend.xp

@@ -57,12 +57,12 @@ def _finish(fig, path):
 
 
 def _history_dict(source):
-    from .doctor import stored_history  # noqa: PLC0415
+    from .doctor import clean_history, stored_history  # noqa: PLC0415
 
     if isinstance(source, History):
         hist = source.history
     elif isinstance(source, dict):
-        hist = source.get("history") if isinstance(source.get("history"), dict) else source
+        hist = clean_history(source)
     elif hasattr(source, "layers"):
         hist = stored_history(source)
     else:
@@ -320,7 +320,9 @@ def gradient_norms_of(source):
     if isinstance(source, GradientNormRecorder):
         return list(source.epochs), dict(source.norms)
     if isinstance(source, dict):
-        hist = source.get("history") if isinstance(source.get("history"), dict) else source
+        from .doctor import clean_history  # noqa: PLC0415
+
+        hist = clean_history(source)
     else:
         hist = _history_dict(source)
     norms = {}

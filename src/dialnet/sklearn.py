@@ -198,7 +198,9 @@ class _EpochMonitor(Callback):
 
     def on_epoch_end(self, epoch, logs, net):
         est = self.est
-        penalty = 0.5 * self.l2 * sum(float((d.weights * d.weights).sum()) for d in net.dense_layers) if self.l2 else 0.0
+        penalty = 0.0
+        if self.l2:
+            penalty = 0.5 * self.l2 * sum(float((d.weights * d.weights).sum()) for d in net.dense_layers)
         loss = logs["loss"] + penalty
         est.loss_curve_.append(loss)
         est.best_loss_ = min(est.best_loss_, loss)
@@ -219,7 +221,9 @@ class _EpochMonitor(Callback):
                 est.best_validation_score_ = est.validation_scores_[-1]
         if self.no_improvement > est.n_iter_no_change:
             what = "validation loss" if self.val is not None else "training loss"
-            self.reason = f"{what} did not improve by more than tol={est.tol:g} for {est.n_iter_no_change} consecutive epochs"
+            self.reason = (
+                f"{what} did not improve by more than tol={est.tol:g} for {est.n_iter_no_change} consecutive epochs"
+            )
             return True
         target = getattr(est, "target_certainty", None)
         if target is not None:
@@ -335,7 +339,9 @@ class _DialnetEstimator(BaseEstimator):
             )
         dtype = np.dtype(self.dtype)
         with _dialnet_errors(_X_FIX):
-            X, y = validate_data(self, X, y, dtype=dtype, multi_output=True, y_numeric=self._y_numeric, reset=first_pass)
+            X, y = validate_data(
+                self, X, y, dtype=dtype, multi_output=True, y_numeric=self._y_numeric, reset=first_pass
+            )
             if sample_weight is not None:
                 sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if hasattr(y, "toarray"):  # validate_data lets a sparse (CSR) y through
@@ -435,8 +441,10 @@ class _DialnetEstimator(BaseEstimator):
         n_val = math.ceil(self.validation_fraction * X.shape[0])
         if stratify is not None and (n_val < len(np.unique(stratify)) or np.bincount(stratify).min() < 2):
             stratify = None
-        X, X_val, T, T_val, weights, w_val = train_test_split(
-            X, T, weights, test_size=self.validation_fraction, random_state=rs, stratify=stratify)
+        fix = "use more data, a validation_fraction that leaves rows on both sides, or early_stopping=False"
+        with _dialnet_errors(fix):
+            X, X_val, T, T_val, weights, w_val = train_test_split(
+                X, T, weights, test_size=self.validation_fraction, random_state=rs, stratify=stratify)
         if X_val.shape[0] < 2 or X.shape[0] < 1:
             raise DataError(
                 "the validation set for early stopping is too small",
@@ -746,10 +754,11 @@ class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
         return T, self._class_weights(index, incremental)
 
     def _check_same_classes(self, y, kind, incremental, classes):
-        if (kind == "multilabel-indicator") != self._multilabel or (self._multilabel and y.shape[1] != len(self.classes_)):
+        n_labels = len(self.classes_)
+        if (kind == "multilabel-indicator") != self._multilabel or (self._multilabel and y.shape[1] != n_labels):
             raise DataError(
                 "y is not the same kind of target as in the previous fit",
-                expected=("a 0/1 indicator matrix with " f"{len(self.classes_)} columns") if self._multilabel else "class labels",
+                expected=f"a 0/1 indicator matrix with {n_labels} columns" if self._multilabel else "class labels",
                 got=f"{kind} targets" + (f" with {y.shape[1]} columns" if y.ndim == 2 else ""),
                 fix="pass targets like the first ones, or set warm_start=False to start over",
             )
@@ -823,7 +832,7 @@ class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
             hit = (P[:, 0] > 0.5) == (T[:, 0] > 0.5)
         else:
             hit = P.argmax(axis=1) == T.argmax(axis=1)
-        return float(np.average(hit, weights=weights))
+        return float(np.average(hit, weights=weights if weights.sum() > 0 else None))
 
     def _certainty(self, P, T):
         """Mean certainty given to the true class (per label for sigmoid outputs)."""
@@ -984,7 +993,7 @@ class DialnetRegressor(RegressorMixin, _DialnetEstimator):
         return T, None
 
     def _score_outputs(self, P, T, weights):
-        return float(r2_score(T, P, sample_weight=weights))
+        return float(r2_score(T, P, sample_weight=weights if weights.sum() > 0 else None))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
