@@ -162,8 +162,8 @@ def build(case):
     """The network (float64, dials drawn from ``case.seed``), its input and targets."""
     rng = np.random.default_rng(case.seed)
     net = dn.Network(case.layers, seed=case.seed, dtype="float64")  # seeds the dropout masks
-    for layer in net.dense_layers:  # dials of moderate size: no saturation, no kinks hit by chance
-        layer.weights[...] = rng.normal(size=layer.weights.shape) / np.sqrt(layer.n_in)
+    for layer in net.dense_layers:  # bounded dials, variance 0.5 / n_in: nothing saturates, no kink hit by chance
+        layer.weights[...] = rng.uniform(-1.0, 1.0, size=layer.weights.shape) * np.sqrt(1.5 / layer.n_in)
         layer.biases[...] = rng.normal(size=layer.biases.shape) * 0.2
     # inputs away from 0: a near-zero input makes its row of dL/dW tiny, and then finite
     # differences measure mostly rounding, not the gradient

@@ -132,7 +132,10 @@ def _run_against_torch(torch, schedule, make_torch, epochs, lr=0.1, losses=None)
         logs = {"loss": losses[epoch]} if losses is not None else {}
         schedule.on_epoch_end(epoch, logs)
         topt.step()
-        tsched.step(losses[epoch]) if losses is not None else tsched.step()
+        if losses is not None:
+            tsched.step(losses[epoch])
+        else:
+            tsched.step()
         ours.append(holder.lr)
         theirs.append(topt.param_groups[0]["lr"])
     return np.array(ours), np.array(theirs)

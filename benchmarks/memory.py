@@ -1,0 +1,91 @@
+"""Peak resident memory of one training run, each tool in a fresh process.
+
+``python -m benchmarks.memory TOOL [--case 3] [--quick]`` builds the shared
+data, imports and builds the tool, trains one epoch of the case and prints
+one JSON line: the process's peak RSS (the high-water mark, imports
+included, since that is what a user's machine pays), the RSS just before
+training, and the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+
+from .cases import CASES, make_data
+from .tools import RUNNERS, TOOLS, Unavailable
+
+MEMORY_CASE = "3"
+
+
+def _mib(n_bytes):
+    return n_bytes / 2**20
+
+
+def current_rss_bytes():
+    """Resident set size now (Linux ``/proc``), or None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_bytes():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def measure_here(tool, case_key=MEMORY_CASE, quick=False):
+    """Train once in this process and return the memory figures (MiB) as a dict."""
+    case = next(c for c in CASES if c.key == case_key)
+    n = case.n_samples(quick)
+    X, y = make_data(case, n)
+    run = RUNNERS[tool](case, X, y)
+    before = current_rss_bytes()
+    run(n)
+    peak = peak_rss_bytes()
+    return {
+        "tool": tool,
+        "case": case.key,
+        "samples": n,
+        "peak_mib": round(_mib(peak), 1),
+        "before_training_mib": None if before is None else round(_mib(before), 1),
+        "training_growth_mib": None if before is None else round(max(0.0, _mib(peak - before)), 1),
+    }
+
+
+def measure_in_subprocess(tool, case_key=MEMORY_CASE, quick=False, timeout=600):
+    """Run :func:`measure_here` in a fresh interpreter; None if the tool is not installed."""
+    cmd = [sys.executable, "-m", "benchmarks.memory", tool, "--case", case_key] + (["--quick"] if quick else [])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root)
+    if done.returncode == 3:
+        return None
+    if done.returncode != 0:
+        raise RuntimeError(f"memory run for {tool} failed:\n{done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
+    parser.add_argument("tool", choices=TOOLS)
+    parser.add_argument("--case", default=MEMORY_CASE, choices=[c.key for c in CASES if c.kind == "train"])
+    parser.add_argument("--quick", action="store_true", help="the case's small --quick size")
+    args = parser.parse_args(argv)
+    try:
+        result = measure_here(args.tool, args.case, args.quick)
+    except Unavailable as exc:
+        print(exc, file=sys.stderr)
+        return 3
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
