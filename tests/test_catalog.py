@@ -101,6 +101,7 @@ def f(tmp_path_factory):
         "nan.csv": "a,b,label\nnan,2,0\n3,4,1\n",
         "oneclass.csv": "a,b,label\n1,2,0\n3,4,0\n",
         "ok.csv": "a,b,label\n1,2,0\n3,4,1\n",
+        "train.csv": "a,b,c,label\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 2},{i % 3}\n" for i in range(60)),
     }
     for name, content in csv.items():
         (d / name).write_text(content)
@@ -258,6 +259,23 @@ CLI = [
     ("gradcheck corrupt model", lambda f: ["gradcheck", f["random"]], r"not a usable dialnet model file"),
     ("export missing model", lambda f: ["export", f["missing"], "--onnx", os.path.join(f["dir"], "o.onnx")], r"does not exist"),
     ("inspect foreign model", lambda f: ["inspect", f["foreign"], f["ok.csv"]], r"no dialnet metadata"),
+    ("train text csv", lambda f: ["train", f["text.csv"]], r"not numeric"),
+    ("train ragged csv", lambda f: ["train", f["ragged.csv"]], r"has 2 columns"),
+    ("train one-class csv", lambda f: ["train", f["oneclass.csv"]], r"only one class"),
+    ("train idx truncated", lambda f: ["train", f["trunc"], f["labels"]], r"not a valid IDX file"),
+    ("train images unreadable", lambda f: ["train", f["imgs"]], r"as an image"),
+    ("train missing data", lambda f: ["train", os.path.join(f["dir"], "nope.csv")], r"no such data set or file"),
+    ("train --epochs 0", lambda f: ["train", f["train.csv"], "--epochs", "0"], r"--epochs is out of range"),
+    ("train --lr negative", lambda f: ["train", f["train.csv"], "--lr", "-1"], r"--lr is out of range"),
+    ("train unknown optimizer", lambda f: ["train", f["train.csv"], "--optimizer", "adagrad"], r"unknown optimizer"),
+    ("train --checkpoint-every alone", lambda f: ["train", f["train.csv"], "--checkpoint-every", "5"], r"needs --checkpoint"),
+    ("train --resume missing", lambda f: ["train", f["train.csv"], "--no-progress", "--resume", f["missing"],
+                                          "--out", os.path.join(f["dir"], "t.safetensors")], r"checkpoint .* does not exist"),
+    ("train --resume a model", lambda f: ["train", f["train.csv"], "--no-progress", "--resume", f["model"],
+                                          "--out", os.path.join(f["dir"], "t.safetensors")], r"not a training checkpoint"),
+    ("train diverges", lambda f: ["train", f["train.csv"], "--optimizer", "sgd", "--lr", "1e6", "--activation", "relu",
+                                  "--layers", "16,16", "--no-progress", "--out", os.path.join(f["dir"], "t.safetensors")],
+     r"training diverged at epoch \d+, step \d+.*learning rate 1e\+06"),
 ]
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import numpy as np
@@ -296,3 +297,27 @@ def test_corrupt_checkpoint_fields_are_refused(tmp_path):
         bad_path.write_bytes(dn.io.pack(tensors, dict(meta, checkpoint=bad)))
         with pytest.raises(dn.ModelFileError):
             _net().fit(X, y, optimizer=dn.Adam(lr=0.01), resume=bad_path, epochs=1, batch_size=16)
+
+
+def test_cli_ctrl_c_exits_130_and_resume_gives_the_same_model(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    lines = ["a,b,c,d,label"] + [",".join(f"{v:.5f}" for v in row) + f",{label}" for row, label in zip(X, y)]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    cmd = [sys.executable, "-m", "dialnet.cli", "train", "data.csv", "--layers", "8", "--batch-size", "1", "--epochs", "30",
+           "--target-certainty", "none", "--early-stopping", "0", "--dropout", "0.1", "--no-progress"]
+    ckpt_args = ["--checkpoint", "ck.safetensors", "--checkpoint-every", "500", "--out", "resumed.safetensors"]
+    ref = subprocess.run([*cmd, "--out", "ref.safetensors"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    proc = subprocess.Popen([*cmd, *ckpt_args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (tmp_path / "ck.safetensors").exists() and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)  # after the first checkpoint (step 500 of ~6,500)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "interrupted at epoch" in err and "--resume ck.safetensors" in err and "Traceback" not in err
+    resumed = subprocess.run([*cmd, *ckpt_args, "--resume", "ck.safetensors"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = dn.load(tmp_path / "ref.safetensors"), dn.load(tmp_path / "resumed.safetensors")
+    assert _same_bits(_weights(a), _weights(b))

@@ -15,9 +15,11 @@ from .errors import (
     DataError,
     DialnetError,
     DivergenceError,
+    DivergenceWarning,
     InvalidValueError,
     ModelFileError,
     ShapeError,
+    TrainingInterrupted,
 )
 from .doctor import DoctorCallback, doctor
 from .gradcheck import gradcheck
@@ -42,6 +44,8 @@ __all__ = [
     "Dense",
     "DialnetError",
     "DivergenceError",
+    "DivergenceWarning",
+    "TrainingInterrupted",
     "DoctorCallback",
     "Dropout",
     "EarlyStopping",

@@ -51,8 +51,15 @@ def load(path):
     (see :func:`check_state`); ``arrays`` the ``checkpoint.*`` tensors with
     that prefix removed. Only ``ModelFileError`` escapes on a bad file.
     """
-    tensors, meta = io.read_file(path)
-    name = os.fspath(path)
+    name = io._fspath(path, "resume")
+    if not os.path.lexists(name):
+        raise ModelFileError(
+            f"checkpoint {name} does not exist",
+            expected="the file written by fit(checkpoint=...) or `dialnet train --checkpoint`",
+            got=name,
+            fix="pass the checkpoint path of the interrupted run, or leave resume out to start afresh",
+        )
+    tensors, meta = io.read_file(name)
     state = meta.get("checkpoint")
     if not isinstance(state, dict):
         raise bad(name, "it is a model file, not a training checkpoint", "a file written by fit(checkpoint=...)", "no checkpoint entry")

@@ -346,6 +346,7 @@ def fit(
     checkpoint=None,
     checkpoint_every=None,
     resume=None,
+    doctor=False,
 ):
     """Train ``net`` on ``(X, y)`` by mini-batch gradient descent with backpropagation.
 
@@ -399,6 +400,10 @@ def fit(
         is not used). Pass the same data and settings as the run that wrote it
         (checked); the result has the same bits as a run never interrupted.
         A checkpoint of a finished run returns its History at once.
+    doctor : bool
+        Watch the run with the training doctor (:class:`dialnet.DoctorCallback`):
+        warn (``DoctorWarning``) as soon as the loss curve goes wrong, and
+        examine the network on the training data at the end.
 
     Returns
     -------
@@ -487,6 +492,10 @@ def fit(
         )
 
     callbacks = list(callbacks or [])
+    if doctor:
+        from .doctor import DoctorCallback  # noqa: PLC0415  (doctor imports this module)
+
+        callbacks.append(DoctorCallback(X, Y))
     if early_stopping is not None and early_stopping is not False:
         callbacks.append(early_stopping if isinstance(early_stopping, EarlyStopping) else EarlyStopping(patience=early_stopping))
     schedule = get_schedule(lr_schedule)
@@ -865,7 +874,7 @@ class _Trainer:
             fix = f"standardize the regression targets (the largest |y| is {target_scale:.3g}) and undo it on predictions"
         elif lr > high_lr or (math.isfinite(grad_norm) and grad_norm <= _EXPLODING_GRAD_NORM):
             cause = "learning rate too high"
-            fix = f"lower the learning rate 10x or more (try lr={lr / 10:g}), or pass on_divergence='halve'"
+            fix = f"lower the learning rate 10x or more (try lr={lr / 10:g})"
         else:
             cause = "exploding gradients"
             fix = f"lower the learning rate (try lr={lr / 10:g}), use fewer or narrower layers, or scale the inputs"

@@ -65,38 +65,39 @@ def _image_inputs(net, paths):
 
 
 def _csv_inputs(net, path):
-    """The feature rows of a CSV file, label column dropped when present."""
-    import numpy as np  # noqa: PLC0415
-
-    from ..datasets.tabular import has_header, parse_table, read_rows  # noqa: PLC0415
-    from ..errors import ShapeError  # noqa: PLC0415
+    """The feature rows of a CSV file; the label column is left out when the rows have one."""
+    from ..datasets.tabular import has_header, parse_features, read_rows  # noqa: PLC0415
+    from ..errors import DataError, ShapeError  # noqa: PLC0415
 
     rows = read_rows(path)
     header = has_header(rows)
     names = rows[0] if header else None
     body = rows[1:] if header else rows
+    if not body:
+        raise DataError(f"{path} has a header but no rows", expected="rows to predict", got="only a header", fix="add data rows")
     pre = net.preprocessing or {}
-    features = pre.get("feature_names")
-    target = pre.get("target")
+    features, target = pre.get("feature_names"), pre.get("target")
     n = net.n_inputs
     width = len(names) if names is not None else len(body[0])
-    where = path
+    for i, row in enumerate(body):
+        if len(row) != width:
+            raise DataError(f"row {i + (2 if header else 1)} of {path} has {len(row)} columns", expected=f"{width} like the first",
+                            got=str(len(row)), fix="make every row the same width")
     if names is not None and features and all(f in names for f in features):
-        picked = [[row[names.index(f)] for f in features] for row in body]
-        X, _, _, _ = parse_table([features + ["_"]] + [r + ["_"] for r in picked], target=-1, where=where, header=True)
+        columns = [names.index(f) for f in features]  # by name: column order and extra columns do not matter
     elif width == n:
-        X, _, _, _ = parse_table([r + ["_"] for r in rows], target=-1, where=where, header=header)
-    elif width == n + 1:
-        col = -1
-        if target is not None:
-            if names is not None and target in names:
-                col = names.index(target)
-            elif target.lstrip("-").isdigit():
-                col = int(target)
-        X, _, _, _ = parse_table(rows, target=col, where=where, header=header)
+        columns = list(range(width))
+    elif width == n + 1:  # the label column is there too: leave it out
+        drop = width - 1
+        if target is not None and names is not None and target in names:
+            drop = names.index(target)
+        elif target is not None and target.lstrip("-").isdigit() and -width <= int(target) < width:
+            drop = int(target) % width
+        columns = [c for c in range(width) if c != drop]
     else:
         raise ShapeError(f"the rows of {path} do not fit the model", expected=f"{n} feature columns (or {n + 1} with the label)",
                          got=f"{width} columns", fix="pass rows with the same feature columns the model was trained on")
+    X = parse_features(body, columns, names, 2 if header else 1, path)
     return X, [f"{path} row {i + 1}" for i in range(len(X))]
 
 

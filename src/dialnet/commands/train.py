@@ -18,9 +18,7 @@ images per class, an IDX folder, or explicit IDX files (images labels
 Examples:
   dialnet train
   dialnet train mnist-10k --image-size 28 --layers 256,128 --activation relu --epochs 60
-  dialnet train seeds.csv --layers 5 --output sigmoid --loss mse --optimizer sgd \\
-      --lr 0.3 --batch-size 1 --epochs 500 --cv 5 --target-certainty none \\
-      --validation-split 0 --early-stopping 0 --lr-schedule none --l2 0
+  dialnet train seeds.csv --classic --cv 5     # 7-5-3 sigmoid net, squared error, online SGD
 """
 
 from __future__ import annotations
@@ -29,6 +27,18 @@ HELP = "train a network on mnist-10k (default), mnist, fashion-mnist, a CSV, an 
 
 # Defaults for any data set, chosen to generalize (the articles' net, Adam, a
 # held-out 10% with early stopping and a plateau schedule, light L2).
+DEFAULTS = {
+    "layers": "20,20", "activation": "sigmoid", "output": "softmax", "loss": None, "optimizer": "adam", "lr": None,
+    "batch_size": 32, "epochs": 100, "target_certainty": "0.9", "validation_split": 0.1, "early_stopping": 10,
+    "lr_schedule": "plateau", "l2": 3e-4, "scale": "auto",
+}
+# --classic: the from-scratch recipe of the articles (one hidden layer of 5 sigmoid units,
+# sigmoid outputs with one-hot targets and squared error, online SGD, lr 0.3, 500 epochs).
+CLASSIC = {
+    "layers": "5", "activation": "sigmoid", "output": "sigmoid", "loss": "mse", "optimizer": "sgd", "lr": 0.3,
+    "batch_size": 1, "epochs": 500, "target_certainty": "none", "validation_split": 0.0, "early_stopping": 0,
+    "lr_schedule": "none", "l2": 0.0, "scale": "minmax",
+}
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3, "sgd": 0.1}
 EXAMPLES_SHOWN = 5
 
@@ -37,31 +47,41 @@ def add_arguments(p):
     p.add_argument("data", nargs="*", metavar="DATA",
                    help="mnist-10k (default), mnist, fashion-mnist, a CSV file, an image folder, or IDX files")
     g = p.add_argument_group("network")
-    g.add_argument("--layers", default="20,20", help="hidden layer widths, comma-separated (default: 20,20; 'none' for no hidden layer)")
-    g.add_argument("--activation", default="sigmoid", help="hidden activation: sigmoid (default), relu, tanh, leaky_relu, identity")
-    g.add_argument("--output", default="softmax", help="output activation: softmax (default) or sigmoid (the classic recipe)")
+    g.add_argument("--layers", default=None, help="hidden layer widths, comma-separated (default: 20,20; 'none' for no hidden layer)")
+    g.add_argument("--activation", default=None, help="hidden activation: sigmoid (default), relu, tanh, leaky_relu, identity")
+    g.add_argument("--output", default=None, help="output activation: softmax (default) or sigmoid (the classic recipe)")
     g.add_argument("--loss", default=None, help="cross_entropy (default for softmax), mse (default for sigmoid), binary_cross_entropy")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer (default: 0)")
     g.add_argument("--dtype", default="float32", help="float32 (default, fast) or float64")
     g = p.add_argument_group("training")
-    g.add_argument("--optimizer", default="adam", help="adam (default), adamw, rmsprop or sgd")
+    g.add_argument("--optimizer", default=None, help="adam (default), adamw, rmsprop or sgd")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.003 for adam, 0.1 for sgd, 0.001 for rmsprop)")
-    g.add_argument("--batch-size", type=int, default=32, help="samples per gradient step (default: 32; 1 = online SGD)")
-    g.add_argument("--epochs", type=int, default=100, help="epoch cap (default: 100)")
-    g.add_argument("--target-certainty", default="0.9",
+    g.add_argument("--batch-size", type=int, default=None, help="samples per gradient step (default: 32; 1 = online SGD)")
+    g.add_argument("--epochs", type=int, default=None, help="epoch cap (default: 100)")
+    g.add_argument("--target-certainty", default=None,
                    help="stop when the mean certainty of the true class on held-out data reaches this (default: 0.9; 'none' = off)")
-    g.add_argument("--validation-split", type=float, default=0.1,
+    g.add_argument("--validation-split", type=float, default=None,
                    help="fraction of the training rows held out to watch (default: 0.1; 0 = none)")
-    g.add_argument("--early-stopping", type=int, default=10,
+    g.add_argument("--early-stopping", type=int, default=None,
                    help="stop after this many epochs without a better validation loss, keeping the best weights (default: 10; 0 = off)")
-    g.add_argument("--lr-schedule", default="plateau", help="plateau (default: halve lr when stuck), cosine, step, exponential, none")
-    g.add_argument("--l2", type=float, default=3e-4, help="L2 penalty on the weights (default: 0.0003; 0 = off)")
+    g.add_argument("--lr-schedule", default=None, help="plateau (default: halve lr when stuck), cosine, step, exponential, none")
+    g.add_argument("--l2", type=float, default=None, help="L2 penalty on the weights (default: 0.0003; 0 = off)")
     g.add_argument("--seed", type=int, default=0, help="seed for the dials, the shuffling and the splits (default: 0)")
     g.add_argument("--cv", type=int, default=None, metavar="K",
                    help="K-fold cross-validation (stratified, seeded): print each fold's accuracy and the mean; saves no model")
+    g.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="write a checkpoint here (atomically) each epoch or every --checkpoint-every steps, and on Ctrl-C")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="checkpoint every N optimizer steps (mini-batches) instead of each epoch")
+    g.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue an interrupted run from this checkpoint (same DATA and options): same bits as a run never stopped")
+    g.add_argument("--classic", action="store_true",
+                   help="the classic from-scratch recipe: --layers 5 --output sigmoid --loss mse --optimizer sgd --lr 0.3 "
+                   "--batch-size 1 --epochs 500 --scale minmax, no target certainty, validation split, early stopping, "
+                   "schedule or L2 (options given explicitly still win)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("data")
-    g.add_argument("--scale", default="auto",
+    g.add_argument("--scale", default=None,
                    help="input scaling stored with the model: minmax, standard, none; auto (default) = minmax for tables, none for images (pixels are already 0..1)")
     g.add_argument("--target", default=None, metavar="COL", help="the CSV's label column, by header name or 0-based index (default: the last)")
     g.add_argument("--image-size", type=int, default=25, help="resize images to N x N pixels (default: 25 -> 625 inputs)")
@@ -186,6 +206,10 @@ def _check_options(args):
     from ..backend import resolve_dtype  # noqa: PLC0415
     from ..datasets import check_image_size  # noqa: PLC0415
 
+    preset = CLASSIC if getattr(args, "classic", False) else DEFAULTS
+    for key, value in preset.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
     args.hidden = parse_hidden(args.layers)
     get_activation(args.activation)
     if args.output.lower() not in OUTPUTS:
@@ -215,10 +239,18 @@ def _check_options(args):
         ("--lr", args.lr, args.lr is None or args.lr > 0.0, "a number > 0", "--lr 0.003"),
         ("--limit", args.limit, args.limit is None or args.limit >= 2, "a whole number >= 2", "--limit 1000"),
         ("--cv", args.cv, args.cv is None or args.cv >= 2, "a whole number >= 2", "--cv 5"),
+        ("--checkpoint-every", args.checkpoint_every, args.checkpoint_every is None or args.checkpoint_every >= 1,
+         "a whole number >= 1", "--checkpoint-every 500"),
     ]
     for name, value, ok, expected, example in checks:
         if not ok:
             raise InvalidValueError(f"{name} is out of range", expected=expected, got=repr(value), fix=f"e.g. {example}")
+    if args.checkpoint_every is not None and args.checkpoint is None:
+        raise ConfigError("--checkpoint-every needs --checkpoint", expected="--checkpoint PATH with it", got="no --checkpoint",
+                          fix="add --checkpoint run.ckpt.safetensors")
+    if args.cv and (args.checkpoint or args.resume):
+        raise ConfigError("--checkpoint and --resume do not apply to --cv", expected="one training run",
+                          got=f"--cv {args.cv}", fix="drop --cv to train (and checkpoint) one model")
     if args.lr is None:
         args.lr = DEFAULT_LR[args.optimizer]
 
@@ -279,9 +311,11 @@ def _describe_net(net, args, fit_kw):
 
 
 def run(args):
+    import sys  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from ..errors import DataError  # noqa: PLC0415
+    from ..cli import EXIT_INTERRUPTED  # noqa: PLC0415
+    from ..errors import DataError, TrainingInterrupted  # noqa: PLC0415
 
     started = time.perf_counter()
     _check_options(args)
@@ -295,7 +329,13 @@ def run(args):
     net = build_network(args, ds.n_features, ds.n_classes)
     fit_kw = fit_options(args)
     print(_describe_net(net, args, fit_kw))
-    history = net.fit(Xtr, ytr, progress=not args.no_progress, **fit_kw)
+    try:
+        history = net.fit(Xtr, ytr, progress=not args.no_progress, checkpoint=args.checkpoint,
+                          checkpoint_every=args.checkpoint_every, resume=args.resume, **fit_kw)
+    except TrainingInterrupted as exc:  # Ctrl-C: the step finished and the checkpoint is on disk
+        print(f"dialnet: interrupted at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}", file=sys.stderr)
+        print(f"  hint: run the same command with --resume {exc.checkpoint} to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
     net.preprocessing = pre
     net.class_names = list(ds.class_names)
     print(f"Stopped: {history.stop_reason}")

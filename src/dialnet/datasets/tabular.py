@@ -128,12 +128,30 @@ def parse_table(rows, target=None, where="the CSV file", header=None):
     feature_cols = [c for c in range(n_cols) if c != t]
     feature_names = [names[c] for c in feature_cols] if names is not None else [f"x{c}" for c in feature_cols]
     target_name = names[t] if names is not None else str(t)
-    X = np.empty((len(body), len(feature_cols)), dtype=np.float64)
+    X = parse_features(body, feature_cols, names, 2 if header else 1, where)
+    labels = [row[t] for row in body]
+    for i, value in enumerate(labels):
+        if value.lower() in MISSING:
+            line = i + (2 if header else 1)
+            raise DataError(f"missing label in row {line} of {where}", expected="a label in every row", got=repr(value),
+                            fix="drop rows without a label")
+    return X, labels, feature_names, target_name
+
+
+def parse_features(body, columns, names=None, first_line=1, where="the CSV file"):
+    """The numbers in ``columns`` of the rows ``body`` as a float64 array.
+
+    ``names`` are the header cells (or None); ``first_line`` is the file
+    line of ``body[0]``, for error messages. Text, missing or infinite
+    cells raise a DataError naming the row and column.
+    """
+    feature_names = [names[c] for c in columns] if names is not None else [f"x{c}" for c in columns]
+    X = np.empty((len(body), len(columns)), dtype=np.float64)
     for i, row in enumerate(body):
-        for j, c in enumerate(feature_cols):
+        for j, c in enumerate(columns):
             value = _number(row[c])
             if value is None or not math.isfinite(value):
-                line = i + (2 if header else 1)
+                line = i + first_line
                 col = f"column {c + 1} ({feature_names[j]})" if names is not None else f"column {c + 1}"
                 if row[c].lower() in MISSING or (value is not None and math.isnan(value)):
                     raise DataError(f"missing value in row {line}, {col} of {where}", expected="a number in every feature cell",
@@ -145,13 +163,8 @@ def parse_table(rows, target=None, where="the CSV file", header=None):
                                 got=repr(row[c][:40]),
                                 fix="encode text columns as numbers or drop them; if it is the label column, pass --target "
                                 + (repr(names[c]) if names is not None else str(c)))
-    labels = [row[t] for row in body]
-    for i, value in enumerate(labels):
-        if value.lower() in MISSING:
-            line = i + (2 if header else 1)
-            raise DataError(f"missing label in row {line} of {where}", expected="a label in every row", got=repr(value),
-                            fix="drop rows without a label")
-    return X, labels, feature_names, target_name
+            X[i, j] = value
+    return X
 
 
 def encode_labels(labels, where="the CSV file"):
