@@ -46,10 +46,10 @@ def shifted(X, dx, dy, side=SIDE):
     return out.reshape(len(X), -1)
 
 
-def with_shifts(X, y):
+def with_shifts(X, y, side=SIDE):
     """The rows and their four one-pixel shifts (5x the data)."""
     moves = ((1, 0), (-1, 0), (0, 1), (0, -1))
-    return np.concatenate([X] + [shifted(X, dx, dy) for dx, dy in moves]), np.tile(y, 1 + len(moves))
+    return np.concatenate([X] + [shifted(X, dx, dy, side) for dx, dy in moves]), np.tile(y, 1 + len(moves))
 
 
 def dialnet_time_to(target, X, y, X_test, y_test, max_epochs, seed=0):

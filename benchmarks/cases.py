@@ -45,13 +45,13 @@ class Case:
 
 
 CASES = (
-    Case("1", "seed net 625-20-20-10 sigmoid, batch 1 (online SGD)", SEED_NET, "sigmoid", 1, "train", 3_000, 200),
-    Case("2", "seed net 625-20-20-10 sigmoid, batch 32", SEED_NET, "sigmoid", 32, "train", 32_000, 1_024),
-    Case("3", "784-256-128-10 ReLU, batch 128", (784, 256, 128, 10), "relu", 128, "train", 16_384, 1_024),
-    Case("4", "784-1024-1024-10 ReLU, batch 256", (784, 1024, 1024, 10), "relu", 256, "train", 16_384, 512,
+    Case("1", "seed net 625-20-20-10 sigmoid, batch 1 (online SGD)", SEED_NET, "sigmoid", 1, "train", 3_000, 100),
+    Case("2", "seed net 625-20-20-10 sigmoid, batch 32", SEED_NET, "sigmoid", 32, "train", 32_000, 256),
+    Case("3", "784-256-128-10 ReLU, batch 128", (784, 256, 128, 10), "relu", 128, "train", 16_384, 256),
+    Case("4", "784-1024-1024-10 ReLU, batch 256", (784, 1024, 1024, 10), "relu", 256, "train", 16_384, 256,
          against_peak=True),
-    Case("5a", "inference, seed net, batch 1", SEED_NET, "sigmoid", 1, "infer", 3_000, 200),
-    Case("5b", "inference, seed net, batch 1024", SEED_NET, "sigmoid", 1024, "infer", 65_536, 2_048),
+    Case("5a", "inference, seed net, batch 1", SEED_NET, "sigmoid", 1, "infer", 3_000, 100),
+    Case("5b", "inference, seed net, batch 1024", SEED_NET, "sigmoid", 1024, "infer", 65_536, 1_024),
 )
 
 

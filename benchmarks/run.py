@@ -66,6 +66,21 @@ def run_case(case, quick, repeats, pause=PAUSE_S, tools=TOOLS):
     return result
 
 
+def limit_threads(n):
+    """Pin torch's intra-op pool and every BLAS pool in this process (NumPy's, hence scikit-learn's) to ``n`` threads."""
+    try:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:
+        raise SystemExit("--threads needs threadpoolctl (pip install threadpoolctl)") from None
+    limit_threads.keep = threadpool_limits(limits=n)  # the limit lasts while this object lives
+
+
 def machine_info():
     info = {"cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
             "numpy": np.__version__}
@@ -194,6 +209,9 @@ def main(argv=None):
     parser.add_argument("--sections", default=None,
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all; with --quick: {','.join(QUICK_SECTIONS)})")
     parser.add_argument("--cases", default=None, help="comma-separated case keys, e.g. 1,2,4 (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit every tool to this many threads (torch.set_num_threads and the BLAS pool); "
+                             "default: each library's own default")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
 
@@ -202,8 +220,10 @@ def main(argv=None):
     keys = args.cases.split(",") if args.cases else [c.key for c in CASES]
     unknown += [f"case {k}" for k in keys if k not in {c.key for c in CASES}]
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
-    if unknown or repeats < 1:
-        parser.error(f"unknown {', '.join(unknown)}" if unknown else "--repeats must be at least 1")
+    if unknown or repeats < 1 or (args.threads is not None and args.threads < 1):
+        parser.error(f"unknown {', '.join(unknown)}" if unknown else "--repeats and --threads must be at least 1")
+    if args.threads is not None:
+        limit_threads(args.threads)
     pause = 0.0 if args.quick else PAUSE_S
 
     started = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import backend, inspect, plots  # inspect: dn.inspect.trace(...); plots imports matplotlib only when drawing
+from . import datasets, preprocessing  # dn.datasets.load("mnist-10k"); scaling stored with the model
 from .errors import (
     ConfigError,
     DataError,
@@ -35,6 +36,8 @@ from .torch_interop import from_torch_state_dict
 __all__ = [
     "__version__",
     "backend",
+    "datasets",
+    "preprocessing",
     "BinaryCrossEntropy",
     "Callback",
     "ConfigError",

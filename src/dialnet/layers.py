@@ -70,6 +70,13 @@ class Layer:
             self._buffers[key] = buf
         return buf
 
+    def _ones(self, n, dtype):
+        """A vector of ``n`` ones, kept: sums written as products with it run in BLAS."""
+        ones = self._buffers.get("ones")
+        if ones is None or ones.shape[0] != n or ones.dtype != dtype:
+            ones = self._buffers["ones"] = backend.xp.ones(n, dtype=dtype)
+        return ones
+
     def forward(self, x, training=False):
         raise NotImplementedError
 
@@ -89,7 +96,7 @@ class Layer:
     def clear_cache(self):
         """Drop cached activations and buffers (e.g. before saving or after a huge batch)."""
         self._buffers = {}
-        for attr in ("x", "z", "a", "mask", "row_max", "row_sum"):
+        for attr in ("x", "z", "a", "mask", "shifted", "row_sum"):
             if hasattr(self, attr):
                 setattr(self, attr, None)
 
@@ -169,10 +176,7 @@ class Dense(Layer):
         xp = backend.xp
         n = dz.shape[0]
         xp.dot(self.x.T, dz, out=self.grad_weights)
-        ones = self._buffers.get("ones")
-        if ones is None or ones.shape[0] != n or ones.dtype != dz.dtype:
-            ones = self._buffers["ones"] = xp.ones(n, dtype=dz.dtype)
-        xp.dot(ones, dz, out=self.grad_biases)
+        xp.dot(self._ones(n, dz.dtype), dz, out=self.grad_biases)
         if not need_dx:
             return None
         dx = self._buffer("dx", (n, self.n_in), dz.dtype)
@@ -324,29 +328,29 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, z, training=False):
-        """Keeps the row maxima ``m`` and the sums ``s = sum_j exp(z_j - m)``: ``log_sum_exp`` reuses them."""
+        """Keeps ``shifted = z - max(z)`` (per row) and the row sums ``s = sum_j exp(shifted_j)``.
+
+        Then ``log a = shifted - log s`` exactly, with no log of a rounded
+        probability: the fused cross-entropy reads its value from these two.
+        """
         xp = backend.xp
         self.z = z
-        n = z.shape[0]
+        n, k = z.shape
         a = self._buffer("a", z.shape, z.dtype)
+        shifted = self._buffer("shifted", z.shape, z.dtype)
         m = self._buffer("row_max", (n, 1), z.dtype)
-        s = self._buffer("row_sum", (n, 1), z.dtype)
+        s = self._buffer("row_sum", (n,), z.dtype)
         xp.maximum.reduce(z, axis=1, keepdims=True, out=m)
-        xp.subtract(z, m, out=a)
-        xp.exp(a, out=a)
-        xp.add.reduce(a, axis=1, keepdims=True, out=s)
-        xp.divide(a, s, out=a)
-        self.row_max, self.row_sum = m, s
+        xp.subtract(z, m, out=shifted)
+        xp.exp(shifted, out=a)
+        # row sums as a product with a vector of ones: BLAS, where NumPy's
+        # reduction along a short last axis goes row by row
+        xp.dot(a, self._ones(k, z.dtype), out=s)
+        xp.divide(a, s[:, None], out=a)
+        self.shifted, self.row_sum = shifted, s
         self.a = a
         return a
 
-    def log_sum_exp(self):
-        """``log sum_j exp(z_j)`` per row, shape (n, 1), from the last forward: ``m + log(s)``."""
-        xp = backend.xp
-        out = self._buffer("lse", self.row_sum.shape, self.row_sum.dtype)
-        xp.log(self.row_sum, out=out)
-        xp.add(out, self.row_max, out=out)
-        return out
 
     def backward(self, da, need_dx=True):
         dz = self._buffer("dz", da.shape, da.dtype)

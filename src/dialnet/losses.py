@@ -205,23 +205,21 @@ class CrossEntropy(Loss):
     def value_and_delta_logits(self, softmax, Y, out=None):
         """Softmax + cross-entropy in one step, for integer labels (other targets: the general formulas).
 
-        The labels become one-hot rows ``T`` once, used twice: the value is
-        ``mean(lse - sum(z * T, 1))`` with the softmax's own log-sum-exp (no
-        second pass of exp), and ``dL/dz = (p - T) / n``.
+        The labels become one-hot rows ``T`` once, used twice. The value is
+        ``-mean(log p[true]) = (sum_i log s_i - sum(shifted * T)) / n`` from
+        the softmax's own ``shifted = z - max(z)`` and row sums ``s``: exact
+        even where ``p`` underflows, and both sums add terms of one sign (no
+        cancellation). The gradient is ``dL/dz = (p - T) / n``.
         """
-        if Y.ndim != 1 or not hasattr(softmax, "log_sum_exp"):
+        if Y.ndim != 1 or getattr(softmax, "shifted", None) is None:
             return super().value_and_delta_logits(softmax, Y, out)
         xp = backend.xp
-        P, Z = softmax.a, softmax.z
+        P = softmax.a
         n = P.shape[0]
         T = self._one_hot(Y, P.shape, P.dtype)
-        per_row = softmax.log_sum_exp()  # (n, 1), reused in place below
-        true_logit = self._buffer("true_logit", per_row.shape, P.dtype)
-        zt = self._buffer("zt", P.shape, P.dtype)
-        xp.multiply(Z, T, out=zt)
-        xp.add.reduce(zt, axis=1, keepdims=True, out=true_logit)
-        xp.subtract(per_row, true_logit, out=per_row)  # one row's loss each: no cancellation across rows
-        value = float(xp.add.reduce(per_row, axis=None)) / n
+        log_s = self._buffer("log_s", softmax.row_sum.shape, P.dtype)
+        xp.log(softmax.row_sum, out=log_s)
+        value = (float(xp.add.reduce(log_s)) - float(xp.vdot(softmax.shifted, T))) / n
         out = xp.subtract(P, T, out=out)
         xp.multiply(out, constant(1.0 / n, P.dtype), out=out)
         return value, out

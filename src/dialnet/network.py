@@ -142,6 +142,11 @@ class Network:
             layer.use_storage(param_views, grad_views)
         self._flat = (flat_params, flat_grads, self._layer_arrays("parameters"), self._layer_arrays("gradients"))
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_flat"] = None  # the layers hold the values; copies and pickles need them once
+        return state
+
     def __setstate__(self, state):
         """A copied or unpickled network gets its own flat storage again."""
         self.__dict__.update(state)

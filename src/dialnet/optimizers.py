@@ -86,11 +86,13 @@ class Optimizer:
             layout.append((offset, tuple(p.shape)))
             offset += p.size
         if self.state:
-            if sorted(self.state) != list(range(len(layout))):
+            sizes = [math.prod(shape) for _, shape in layout]
+            held = {i: {arr.size for arr in slots.values()} for i, slots in self.state.items()}
+            if sorted(held) != list(range(len(layout))) or any(held[i] != {size} for i, size in enumerate(sizes)):
                 raise ConfigError(
                     "the optimizer's state does not match the parameters it is given",
-                    expected=f"state for {len(layout)} parameter arrays",
-                    got=f"state for positions {sorted(self.state)}",
+                    expected=f"state for {len(layout)} parameter arrays of sizes {sizes}",
+                    got=f"state for positions {sorted(held)} of sizes {[sorted(held[i]) for i in sorted(held)]}",
                     fix="pass the same parameter list on every step, or call optimizer.reset()",
                 )
             xp = backend.xp

@@ -89,8 +89,13 @@ def _params(pre):
     keys = _PARAMS.get(scaling, ())
     if not keys:
         return None, None
-    a = np.asarray(pre[keys[0]], dtype=np.float64)
-    b = np.asarray(pre[keys[1]], dtype=np.float64)
+    try:
+        a = np.asarray(pre[keys[0]], dtype=np.float64)
+        b = np.asarray(pre[keys[1]], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError(f"the {scaling} scaling constants are missing or not numbers",
+                             expected=f"numbers under {keys[0]!r} and {keys[1]!r}", got=str(sorted(pre))[:80],
+                             fix="re-train and save the model with dialnet") from None
     if scaling == "minmax":
         offset, scale = a, b - a
     else:

@@ -89,7 +89,7 @@ def run(args):
     import numpy as np  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from ..errors import InvalidValueError  # noqa: PLC0415
+    from ..errors import InvalidValueError, ShapeError  # noqa: PLC0415
     from ..preprocessing import apply_preprocessing  # noqa: PLC0415
     from .train import console, subset  # noqa: PLC0415
 
@@ -111,6 +111,12 @@ def run(args):
         X = ds.X_train if ds.X_test is None else np.concatenate([ds.X_train, ds.X_test])
         y = ds.y_train if ds.y_test is None else np.concatenate([ds.y_train, ds.y_test])
     X, y = subset(X, y, args.limit, 0)
+    if X.shape[1] != net.n_inputs:
+        size = (net.preprocessing or {}).get("image_size")
+        what = f" ({size}x{size} images)" if size else ""
+        raise ShapeError(f"{ds.name} does not fit the model: it has a different number of features",
+                         expected=f"{net.n_inputs} inputs{what}", got=f"{X.shape[1]} features",
+                         fix="evaluate on the same kind of data the model was trained on")
     y = labels_for_model(net, y, ds.class_names)
     Xs = apply_preprocessing(net, X, net.dtype)
     P = net.predict_proba(Xs)
@@ -133,11 +139,13 @@ def run(args):
         recall = f"{m[i, i] / actual:.3f}" if actual else "-"
         per_class.add_row(name, precision, recall, f"{actual:,}")
     out.print(per_class)
-    matrix = Table(title="Confusion matrix (rows: true class, columns: predicted class #)")
-    matrix.add_column("true class")
-    for i in range(k):
-        matrix.add_column(str(i), justify="right")
+    short = all(len(name) <= 6 for name in names)  # short names head the columns; long ones get numbers
+    matrix = Table(title="Confusion matrix")
+    matrix.add_column("true \\ predicted")
     for i, name in enumerate(names):
-        matrix.add_row(f"{i} {name}", *[f"[bold]{v}[/bold]" if i == j else (str(v) if v else ".") for j, v in enumerate(m[i])])
+        matrix.add_column(name if short else str(i), justify="right")
+    for i, name in enumerate(names):
+        cells = [f"[bold]{v}[/bold]" if i == j else (str(v) if v else ".") for j, v in enumerate(m[i])]
+        matrix.add_row(name if short else f"{i} {name}", *cells)
     out.print(matrix)
     return 0

@@ -29,7 +29,7 @@ HELP = "train a network on mnist-10k (default), mnist, fashion-mnist, a CSV, an 
 # held-out 10% with early stopping and a plateau schedule, light L2).
 DEFAULTS = {
     "layers": "20,20", "activation": "sigmoid", "output": "softmax", "loss": None, "optimizer": "adam", "lr": None,
-    "batch_size": 32, "epochs": 100, "target_certainty": "0.9", "validation_split": 0.1, "early_stopping": 10,
+    "batch_size": 32, "epochs": "auto", "target_certainty": "0.9", "validation_split": 0.1, "early_stopping": "auto",
     "lr_schedule": "plateau", "l2": 3e-4, "scale": "auto",
 }
 # --classic: the from-scratch recipe of the articles (one hidden layer of 5 sigmoid units,
@@ -40,6 +40,11 @@ CLASSIC = {
     "lr_schedule": "none", "l2": 0.0, "scale": "minmax",
 }
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3, "sgd": 0.1}
+# "auto" epoch cap and patience: in epochs, but never fewer than this many optimizer
+# steps, so a 200-row CSV (5 steps an epoch) trains as long as a big set does.
+MIN_EPOCHS, MIN_STEPS = 100, 20_000
+MIN_PATIENCE, MIN_PATIENCE_STEPS = 10, 2_000
+MAX_AUTO_EPOCHS = 10_000
 EXAMPLES_SHOWN = 5
 
 
@@ -57,13 +62,15 @@ def add_arguments(p):
     g.add_argument("--optimizer", default=None, help="adam (default), adamw, rmsprop or sgd")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.003 for adam, 0.1 for sgd, 0.001 for rmsprop)")
     g.add_argument("--batch-size", type=int, default=None, help="samples per gradient step (default: 32; 1 = online SGD)")
-    g.add_argument("--epochs", type=int, default=None, help="epoch cap (default: 100)")
+    g.add_argument("--epochs", type=int, default=None,
+                   help="epoch cap (default: 100, or more on small data so that at least 20,000 steps are allowed)")
     g.add_argument("--target-certainty", default=None,
                    help="stop when the mean certainty of the true class on held-out data reaches this (default: 0.9; 'none' = off)")
     g.add_argument("--validation-split", type=float, default=None,
                    help="fraction of the training rows held out to watch (default: 0.1; 0 = none)")
     g.add_argument("--early-stopping", type=int, default=None,
-                   help="stop after this many epochs without a better validation loss, keeping the best weights (default: 10; 0 = off)")
+                   help="stop after this many epochs without a better validation loss, keeping the best weights "
+                   "(default: 10, or more on small data: at least 2,000 steps; 0 = off)")
     g.add_argument("--lr-schedule", default=None, help="plateau (default: halve lr when stuck), cosine, step, exponential, none")
     g.add_argument("--l2", type=float, default=None, help="L2 penalty on the weights (default: 0.0003; 0 = off)")
     g.add_argument("--seed", type=int, default=0, help="seed for the dials, the shuffling and the splits (default: 0)")
@@ -229,11 +236,11 @@ def _check_options(args):
     check_image_size(args.image_size)
     args.certainty = parse_certainty(args.target_certainty)
     checks = [
-        ("--epochs", args.epochs, args.epochs >= 1, "a whole number >= 1", "--epochs 100"),
+        ("--epochs", args.epochs, args.epochs == "auto" or args.epochs >= 1, "a whole number >= 1", "--epochs 100"),
         ("--batch-size", args.batch_size, args.batch_size >= 1, "a whole number >= 1", "--batch-size 32"),
         ("--validation-split", args.validation_split, 0.0 <= args.validation_split < 1.0, "0 <= f < 1", "--validation-split 0.1"),
         ("--test-split", args.test_split, 0.0 < args.test_split < 1.0, "0 < f < 1", "--test-split 0.2"),
-        ("--early-stopping", args.early_stopping, args.early_stopping >= 0, "a whole number >= 0", "--early-stopping 10"),
+        ("--early-stopping", args.early_stopping, args.early_stopping == "auto" or args.early_stopping >= 0, "a whole number >= 0", "--early-stopping 10"),
         ("--l2", args.l2, args.l2 >= 0.0, "a number >= 0", "--l2 0.0003"),
         ("--dropout", args.dropout, 0.0 <= args.dropout < 1.0, "0 <= p < 1", "--dropout 0.2"),
         ("--lr", args.lr, args.lr is None or args.lr > 0.0, "a number > 0", "--lr 0.003"),
@@ -262,20 +269,42 @@ def build_network(args, n_in, n_out):
                   seed=args.seed, dropout=args.dropout)
 
 
-def fit_options(args):
-    """The keyword arguments for ``Network.fit`` from the command line."""
-    from ..optimizers import get_optimizer  # noqa: PLC0415
+def fit_options(args, n_rows):
+    """The keyword arguments for ``Network.fit`` from the command line, for ``n_rows`` training rows.
 
+    "auto" epochs and patience count epochs but allow at least ``MIN_STEPS``
+    (``MIN_PATIENCE_STEPS``) optimizer steps; the plateau schedule waits
+    half as long as early stopping; cosine anneals over all the epochs.
+    """
+    import math  # noqa: PLC0415
+
+    from ..optimizers import CosineLR, ReduceLROnPlateau, get_optimizer, get_schedule  # noqa: PLC0415
+
+    n_fit = n_rows - int(round(n_rows * (args.validation_split or 0.0)))
+    steps = max(1, math.ceil(max(n_fit, 1) / args.batch_size))
+    epochs = args.epochs
+    if epochs == "auto":
+        epochs = min(MAX_AUTO_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps)))
+    patience = args.early_stopping
+    if patience == "auto":
+        patience = max(MIN_PATIENCE, math.ceil(MIN_PATIENCE_STEPS / steps))
+    name = None if args.schedule is None else str(args.schedule).lower()
+    if name == "cosine":
+        schedule = CosineLR(t_max=epochs)
+    elif name == "plateau":
+        schedule = ReduceLROnPlateau(patience=max(5, (patience or MIN_PATIENCE) // 2))
+    else:
+        schedule = get_schedule(args.schedule)
     return {
         "loss": args.loss,
         "optimizer": get_optimizer(args.optimizer, lr=args.lr),
-        "epochs": args.epochs,
+        "epochs": epochs,
         "batch_size": args.batch_size,
         "validation_split": args.validation_split or None,
         "seed": args.seed,
         "target_certainty": args.certainty,
-        "early_stopping": args.early_stopping or None,
-        "lr_schedule": args.schedule,
+        "early_stopping": patience or None,
+        "lr_schedule": schedule,
         "l2": args.l2,
     }
 
@@ -307,7 +336,8 @@ def _describe_net(net, args, fit_kw):
     loss = fit_kw["loss"] or net.default_loss().name
     hidden = f"{args.activation} hidden, " if args.hidden else ""
     return (f"Network {'-'.join(map(str, net.sizes))} ({hidden}{args.output} output): {net.count_parameters():,} dials; "
-            f"loss {loss}, {args.optimizer} lr {args.lr:g}, batch {args.batch_size}")
+            f"loss {loss}, {args.optimizer} lr {args.lr:g}, batch {args.batch_size}, at most {fit_kw['epochs']} epochs"
+            + (f", early stopping after {fit_kw['early_stopping']}" if fit_kw["early_stopping"] else ""))
 
 
 def run(args):
@@ -327,7 +357,7 @@ def run(args):
         raise DataError("too few training samples", expected="at least 2", got=str(len(Xtr)), fix="use more data or a larger --limit")
     print(_describe_data(ds, len(Xtr), len(Xte)))
     net = build_network(args, ds.n_features, ds.n_classes)
-    fit_kw = fit_options(args)
+    fit_kw = fit_options(args, len(Xtr))
     print(_describe_net(net, args, fit_kw))
     try:
         history = net.fit(Xtr, ytr, progress=not args.no_progress, checkpoint=args.checkpoint,
@@ -395,8 +425,9 @@ def _cross_validate(args, ds, started):
         net = build_network(args, ds.n_features, ds.n_classes)
         net.reset_parameters(args.seed + k)
         if k == 0:
-            print(_describe_net(net, args, fit_options(args)))
-        history = net.fit(apply_preprocessing(pre, X[train], args.dtype), y[train], progress=False, **fit_options(args))
+            print(_describe_net(net, args, fit_options(args, len(train))))
+        history = net.fit(apply_preprocessing(pre, X[train], args.dtype), y[train], progress=False,
+                          **fit_options(args, len(train)))
         acc = float((net.predict(apply_preprocessing(pre, X[test], args.dtype)) == y[test]).mean())
         scores.append(acc)
         print(f"fold {k + 1}/{args.cv}: accuracy {100 * acc:.2f}% on {len(test)} rows "
