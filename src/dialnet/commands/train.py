@@ -346,6 +346,7 @@ def run(args):
 
     from ..cli import EXIT_INTERRUPTED  # noqa: PLC0415
     from ..errors import DataError, TrainingInterrupted  # noqa: PLC0415
+    from ..plots import GradientNormRecorder  # noqa: PLC0415
 
     started = time.perf_counter()
     _check_options(args)
@@ -360,8 +361,10 @@ def run(args):
     fit_kw = fit_options(args, len(Xtr))
     print(_describe_net(net, args, fit_kw))
     try:
+        # gradient norms per layer go into the history, so `dialnet plot` can draw them later
+        recorder = GradientNormRecorder(Xtr, ytr, seed=args.seed)
         history = net.fit(Xtr, ytr, progress=not args.no_progress, checkpoint=args.checkpoint,
-                          checkpoint_every=args.checkpoint_every, resume=args.resume, **fit_kw)
+                          checkpoint_every=args.checkpoint_every, resume=args.resume, callbacks=[recorder], **fit_kw)
     except TrainingInterrupted as exc:  # Ctrl-C: the step finished and the checkpoint is on disk
         print(f"dialnet: interrupted at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}", file=sys.stderr)
         print(f"  hint: run the same command with --resume {exc.checkpoint} to continue", file=sys.stderr)
@@ -377,7 +380,8 @@ def run(args):
     acc = correct / len(yte)
     print(f"Test accuracy: {100 * acc:.2f}% ({correct:,} of {len(yte):,}; {note})")
     net.save(args.out, extra_metadata={"data": ds.name, "test_accuracy": acc, "epochs": len(history.epochs),
-                                       "stop_reason": history.stop_reason, "seed": args.seed})
+                                       "stop_reason": history.stop_reason, "seed": args.seed,
+                                       "history": history.history})
     print(f"Saved {args.out}")
     _show_examples(net, Xte[:EXAMPLES_SHOWN], yte[:EXAMPLES_SHOWN], ds.kind)
     print(f"Total time {time.perf_counter() - started:.1f} s")
