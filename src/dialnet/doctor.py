@@ -628,7 +628,7 @@ def doctor(net, X, y, history=None, loss=None, optimizer=None, batch_size=32, pr
     rng = np.random.default_rng(seed)
     n = Xv.shape[0]
     rows = _subset(n, int(max_samples), rng)
-    Xs, ys = Xv[backend.xp.asarray(rows)], y_arr[rows]
+    Xs = Xv[backend.xp.asarray(rows)]
 
     findings, checks, skipped = [], [], []
 

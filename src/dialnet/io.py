@@ -77,6 +77,15 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
+def _umask_mode():
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_CREATE_MODE = _umask_mode()
+
+
 def atomic_write_bytes(path, data: bytes):
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half.
 
@@ -107,6 +116,7 @@ def atomic_write_bytes(path, data: bytes):
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _CREATE_MODE)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
     except BaseException as exc:
         try:

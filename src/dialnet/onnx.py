@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from . import backend
-from .errors import ConfigError, ModelFileError
+from .errors import ConfigError
 
 DEFAULT_OPSET = 13
 MIN_OPSET = 13  # Softmax over one axis; the ops below mean the same in every opset from 13 on
@@ -210,23 +210,7 @@ def write_model(model, path):
     """Write an ONNX ``ModelProto`` to ``path``: temp file, fsync, rename (a crash leaves old or new)."""
     from .io import atomic_write_bytes  # noqa: PLC0415
 
-    spath = os.fspath(path)
-    if os.path.isdir(spath):
-        raise ModelFileError(
-            f"{spath} is a folder",
-            expected="a file path such as model.onnx",
-            got="a directory",
-            fix=f"pass a file name inside it, e.g. {os.path.join(spath, 'model.onnx')}",
-        )
-    try:
-        atomic_write_bytes(spath, model.SerializeToString())
-    except OSError as exc:
-        raise ModelFileError(
-            f"cannot write {spath}",
-            expected="a writable path",
-            got=exc.strerror or str(exc),
-            fix="check the folder exists and you may write there",
-        ) from None
+    atomic_write_bytes(path, model.SerializeToString())  # raises ModelFileError on a folder or an unwritable path
     return path
 
 

@@ -18,14 +18,13 @@ tensors or NumPy arrays, and ``as_numpy=True`` needs no torch at all.
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections import OrderedDict
 
 import numpy as np
 
 from . import backend
-from .errors import ConfigError, InvalidValueError, ModelFileError, ShapeError, type_name
+from .errors import ConfigError, InvalidValueError, ShapeError, type_name
 
 _KEY = re.compile(r"^(\d+)\.(weight|bias)$")
 
@@ -363,23 +362,7 @@ def save_torch_state_dict(net, path):
     """
     from .io import atomic_write_bytes, network_metadata, pack  # noqa: PLC0415
 
-    spath = os.fspath(path)
-    if os.path.isdir(spath):
-        raise ModelFileError(
-            f"{spath} is a folder",
-            expected="a file path such as model.torch.safetensors",
-            got="a directory",
-            fix=f"pass a file name inside it, e.g. {os.path.join(spath, 'model.torch.safetensors')}",
-        )
     meta = network_metadata(net)
     meta["layout"] = "torch.nn.Sequential state_dict: weight (out, in)"
-    try:
-        atomic_write_bytes(spath, pack(to_torch_state_dict(net, as_numpy=True), meta))
-    except OSError as exc:
-        raise ModelFileError(
-            f"cannot write {spath}",
-            expected="a writable path",
-            got=exc.strerror or str(exc),
-            fix="check the folder exists and you may write there",
-        ) from None
+    atomic_write_bytes(path, pack(to_torch_state_dict(net, as_numpy=True), meta))  # ModelFileError on a bad path
     return path
