@@ -38,7 +38,7 @@ def run_case(case, quick, repeats, pause=PAUSE_S, tools=TOOLS):
     n = case.n_samples(quick)
     X, y = make_data(case, n)
     units, warmups, skipped = {}, {}, {}
-    warm_n = min(n, max(4 * case.batch, case.batch))
+    warm_n = min(n, 4 * case.batch)
     for tool in tools:
         try:
             run = RUNNERS[tool](case, X, y)
@@ -66,8 +66,12 @@ def run_case(case, quick, repeats, pause=PAUSE_S, tools=TOOLS):
     return result
 
 
+_blas_limit = None  # threadpoolctl's limiter: the limit holds while it is referenced
+
+
 def limit_threads(n):
     """Pin torch's intra-op pool and every BLAS pool in this process (NumPy's, hence scikit-learn's) to ``n`` threads."""
+    global _blas_limit
     try:
         import torch  # noqa: PLC0415
 
@@ -78,7 +82,7 @@ def limit_threads(n):
         from threadpoolctl import threadpool_limits  # noqa: PLC0415
     except ImportError:
         raise SystemExit("--threads needs threadpoolctl (pip install threadpoolctl)") from None
-    limit_threads.keep = threadpool_limits(limits=n)  # the limit lasts while this object lives
+    _blas_limit = threadpool_limits(limits=n)
 
 
 def machine_info():
@@ -243,7 +247,8 @@ def main(argv=None):
     if "startup" in sections:
         report["startup"] = startup.measure(runs=1 if args.quick else 7)
     if "memory" in sections:
-        tools = {tool: memory.measure_in_subprocess(tool, quick=args.quick) for tool in TOOLS}
+        rows = memory.QUICK_ROWS if args.quick else memory.MEMORY_ROWS
+        tools = {tool: memory.measure_in_subprocess(tool, samples=rows) for tool in TOOLS}
         first = next(v for v in tools.values() if v)
         report["memory"] = {"case": first["case"], "samples": first["samples"], "tools": tools}
     if "accuracy" in sections:

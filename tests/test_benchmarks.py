@@ -68,7 +68,7 @@ def test_targets_are_checked_against_the_measured_ratios():
 
 
 def test_memory_probe_reports_a_peak_at_least_the_rss_before_training():
-    result = memory.measure_here("dialnet", quick=True)
+    result = memory.measure_here("dialnet", samples=256)
     assert result["tool"] == "dialnet" and result["samples"] == 256
     assert result["peak_mib"] >= result["before_training_mib"] > 0
 
@@ -162,6 +162,24 @@ def test_fused_softmax_cross_entropy_matches_the_general_formulas_even_where_p_u
     value, delta = loss.value_and_delta_logits(softmax, Y, out=np.empty((6, 3)))
     assert np.isfinite(value) and value == pytest.approx(loss.value_from_logits(softmax.z, Y), rel=1e-12)
     assert np.allclose(delta, loss.delta_logits(softmax.a, Y), rtol=0, atol=1e-15)
+
+
+def test_the_finiteness_check_finds_every_bad_value_and_passes_huge_finite_ones(rng):
+    from dialnet.network import all_finite
+
+    for dtype in (np.float32, np.float64):
+        X = rng.standard_normal((80, 90)).astype(dtype)  # large enough for the column-sum pass
+        assert all_finite(X)
+        for bad in (np.nan, np.inf, -np.inf):
+            Y = X.copy()
+            Y[37, 5] = bad
+            assert not all_finite(Y)
+            Y[38, 5] = -Y[37, 5]  # inf - inf in the same column sum is NaN: still caught
+            assert not all_finite(Y)
+        X[:, 3] = np.finfo(dtype).max  # the column sum overflows, the values are fine
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert all_finite(X)
 
 
 def test_sigmoid_saturates_without_warnings_and_keeps_its_values():

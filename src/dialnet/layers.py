@@ -226,8 +226,9 @@ class Sigmoid(Activation):
         # overflow warning, and no np.errstate (slower than the math) per call
         xp.minimum(a, exp_limit(z.dtype), out=a)
         xp.exp(a, out=a)
-        xp.add(a, constant(1, z.dtype), out=a)
-        xp.reciprocal(a, out=a)
+        one = constant(1, z.dtype)
+        xp.add(a, one, out=a)
+        xp.divide(one, a, out=a)  # same bits as reciprocal, which NumPy does not vectorize
         self.a = a
         return a
 
