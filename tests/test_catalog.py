@@ -95,10 +95,10 @@ def f(tmp_path_factory):
     paths["missing"] = str(d / "missing.safetensors")
 
     csv = {
-        "text.csv": "a,b,label\n1,hello,0\n3,4,1\n",
+        "text.csv": "a,b,label\n1,,0\n3,NA,1\n",
         "ragged.csv": "a,b,label\n1,2,0\n3,4\n",
         "empty.csv": "",
-        "nan.csv": "a,b,label\nnan,2,0\n3,4,1\n",
+        "nan.csv": "a,b,label\n1,2,nan\n3,4,\n",
         "oneclass.csv": "a,b,label\n1,2,0\n3,4,0\n",
         "ok.csv": "a,b,label\n1,2,0\n3,4,1\n",
         "train.csv": "a,b,c,label\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 2},{i % 3}\n" for i in range(60)),
@@ -207,10 +207,10 @@ API = [
 # data loaders (dialnet.datasets)
 DATA = [
     ("data missing file", lambda f: _load_data(f, "missing.csv"), DataError, r"no such data set or file"),
-    ("csv text feature", lambda f: _load_data(f, f["text.csv"]), DataError, r"not numeric.*'hello'"),
+    ("csv empty feature column", lambda f: _load_data(f, f["text.csv"]), DataError, r"column 'b' of text.csv has no values"),
     ("csv ragged rows", lambda f: _load_data(f, f["ragged.csv"]), DataError, r"has 2 columns.*expected 3"),
     ("csv empty", lambda f: _load_data(f, f["empty.csv"]), DataError, r"is empty"),
-    ("csv NaN", lambda f: _load_data(f, f["nan.csv"]), DataError, r"missing value"),
+    ("csv no labels", lambda f: _load_data(f, f["nan.csv"]), DataError, r"label column 'label' of nan.csv is empty"),
     ("csv one class", lambda f: _load_data(f, f["oneclass.csv"]), DataError, r"only one class"),
     ("csv unknown target", lambda f: _load_data(f, f["ok.csv"], target="price"), DataError, r"target column 'price'"),
     ("idx truncated", lambda f: _load_data(f, [f["trunc"], f["labels"]]), DataError, r"not a valid IDX file.*truncated"),
@@ -259,7 +259,7 @@ CLI = [
     ("gradcheck corrupt model", lambda f: ["gradcheck", f["random"]], r"not a usable dialnet model file"),
     ("export missing model", lambda f: ["export", f["missing"], "--onnx", os.path.join(f["dir"], "o.onnx")], r"does not exist"),
     ("inspect foreign model", lambda f: ["inspect", f["foreign"], f["ok.csv"]], r"no dialnet metadata"),
-    ("train text csv", lambda f: ["train", f["text.csv"]], r"not numeric"),
+    ("train empty-column csv", lambda f: ["train", f["text.csv"]], r"has no values"),
     ("train ragged csv", lambda f: ["train", f["ragged.csv"]], r"has 2 columns"),
     ("train one-class csv", lambda f: ["train", f["oneclass.csv"]], r"only one class"),
     ("train idx truncated", lambda f: ["train", f["trunc"], f["labels"]], r"not a valid IDX file"),

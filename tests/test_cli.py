@@ -128,7 +128,8 @@ def test_classic_recipe_cross_validation(tmp_path):
 def test_csv_train_predict_evaluate_with_string_labels(tmp_path):
     csv = seeds_like_csv(tmp_path / "wheat.csv", labels=VARIETIES)
     out = ok(dialnet("train", "wheat.csv", "--no-progress", "--out", "wheat.safetensors", cwd=tmp_path))
-    assert "168 training / 42 test samples, 7 inputs (columns), 3 classes" in out
+    assert "168 training / 42 test samples, 7 inputs (from 7 columns), 3 classes" in out
+    assert "Network 7-64-64-3 (relu hidden, softmax output)" in out and "target certainty" not in out  # DATA defaults
     assert _percent(out, "Test accuracy") > 85.0
     rows = open(csv, encoding="utf-8").read().splitlines()
     (tmp_path / "two.csv").write_text("\n".join(rows[:3]) + "\n")  # header + 2 rows, label column included
@@ -183,14 +184,16 @@ def _bad_inputs(tmp_path):
     from safetensors.numpy import save_file
 
     seeds_like_csv(tmp_path / "seeds.csv")
-    (tmp_path / "text.csv").write_text("a,b,label\n1,red,x\n2,blue,y\n")
+    (tmp_path / "text.csv").write_text("a,b,label\n1,,x\n2,NA,y\n")
     os.makedirs(tmp_path / "one" / "cats")
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "one" / "cats" / "c.png")
     save_file({"w": np.zeros((2, 2), np.float32)}, str(tmp_path / "foreign.safetensors"))
     (tmp_path / "notes.safetensors").write_text("hello, I am not a model")
     return {
         "missing data": (["train", "missing.csv"], "no such data set or file"),
-        "text column": (["train", "text.csv"], r"column 2 \(b\) of text.csv is not numeric"),
+        "empty column": (["train", "text.csv"], r"column 'b' of text.csv has no values"),
+        "certainty on regression": (["train", "seeds.csv", "--target", "area", "--target-certainty", "0.9"],
+                                    "--target-certainty applies to classification only"),
         "one-class folder": (["train", "one"], "at least 2 classes"),
         "foreign model": (["evaluate", "foreign.safetensors", "seeds.csv"], "no dialnet metadata"),
         "text as model": (["predict", "notes.safetensors", "1,2"], "not a usable dialnet model file"),

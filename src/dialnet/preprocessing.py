@@ -13,6 +13,22 @@ as training did:
 For images the statistics are one number over all pixels, not one per
 pixel: a border pixel that is nearly always black must not be blown up.
 
+Tables may also carry ``columns``, one entry per CSV feature column,
+applied before the scaling (:func:`fit_columns`, :func:`encode_columns`):
+
+- ``{"name": "age", "kind": "numeric", "fill": 41.0}``: a missing cell
+  becomes the training median ``fill``.
+- ``{"name": "color", "kind": "categorical", "categories": [...],
+  "other": false, "fill": "red"}``: one input per category (one-hot,
+  categories sorted); a missing cell is the category ``(missing)`` when
+  training had missing cells, else the most frequent one (``fill``); a
+  value not among the categories (unseen, or rarer than the 50 most
+  frequent) sets ``color=(other)`` when there is one, else no input.
+- ``{"name": "id", "kind": "dropped"}``: an ID-like column, unused.
+
+A regression model also stores ``target_mean``/``target_std``: it learns
+``(y - mean) / std`` and :func:`unscale_target` undoes it.
+
 The dict::
 
     {"version": 1, "input": "table" | "image", "scaling": "minmax",
@@ -27,9 +43,13 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError, ModelFileError, ShapeError
+from .errors import ConfigError, DataError, ModelFileError, ShapeError
 
 SCALINGS = ("minmax", "standard", "none")
+MAX_CATEGORIES = 50
+MISSING_CATEGORY = "(missing)"
+ID_NAMES = {"", "id", "index", "row", "rowid", "row_id", "unnamed: 0"}
+MIN_ROWS_FOR_ID = 10
 VERSION = 1
 _PARAMS = {"minmax": ("min", "max"), "standard": ("mean", "std"), "none": ()}
 
@@ -43,7 +63,7 @@ def check_scaling(scaling) -> str:
 
 
 def fit_preprocessing(X, scaling="minmax", *, kind="table", image_size=None, feature_names=None, target=None,
-                      background=None) -> dict:
+                      background=None, columns=None) -> dict:
     """Learn the scaling constants from training rows ``X``; return the preprocessing dict.
 
     Parameters
@@ -53,6 +73,8 @@ def fit_preprocessing(X, scaling="minmax", *, kind="table", image_size=None, fea
     scaling : {"minmax", "standard", "none"}
     kind : {"table", "image"}
         Images get one constant over all pixels; tables one per feature.
+    columns : list of dict, optional
+        The column rules from :func:`fit_columns` (``X`` is then already encoded by them).
     """
     scaling = check_scaling(scaling)
     X = np.asarray(X, dtype=np.float64)
@@ -67,6 +89,9 @@ def fit_preprocessing(X, scaling="minmax", *, kind="table", image_size=None, fea
     elif scaling == "standard":
         mean, std = X.mean(axis=axis), X.std(axis=axis)
         pre["mean"], pre["std"] = _plain(mean), _plain(std)
+    if columns is not None:
+        pre["columns"] = columns
+        feature_names = encoded_names(columns)
     if feature_names is not None:
         pre["feature_names"] = [str(f) for f in feature_names]
     if target is not None:
@@ -77,6 +102,157 @@ def fit_preprocessing(X, scaling="minmax", *, kind="table", image_size=None, fea
         if background is not None:
             pre["background"] = float(background)
     return pre
+
+
+def _is_missing(text):
+    from .datasets.tabular import is_missing  # noqa: PLC0415
+
+    return is_missing(text)
+
+
+def _to_float(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def fit_columns(cells, names, max_categories=MAX_CATEGORIES, where="the table"):
+    """Decide per feature column how to turn its text cells into numbers; learn the constants.
+
+    A column whose present cells are all finite numbers is numeric (missing
+    cells: the training median). Any other column is categorical: one-hot
+    over its ``max_categories`` most frequent values (sorted), the rest
+    pooled as ``(other)``. A text column unique on every row, or an
+    integer column named like an ID (``id``, ``*_id``, ``index``), is
+    dropped once the table has ``MIN_ROWS_FOR_ID`` rows.
+
+    Parameters
+    ----------
+    cells : array of str, shape (n, columns)
+        Training rows only.
+    names : list of str
+
+    Returns
+    -------
+    (columns, notes) : list of dict, list of str
+        ``columns`` goes into the preprocessing dict; ``notes`` are lines to print.
+    """
+    cells = np.asarray(cells, dtype=object)
+    n = cells.shape[0]
+    columns, notes, dropped = [], [], []
+    for j, name in enumerate(names):
+        values = [str(v) for v in cells[:, j]]
+        present = [v for v in values if not _is_missing(v)]
+        if not present:
+            raise DataError(f"column {name!r} of {where} has no values", expected="at least one value in every feature column",
+                            got=f"{n:,} empty cells", fix="drop the column from the file")
+        numbers = [_to_float(v) for v in present]
+        if all(x is not None for x in numbers):
+            ints = all(x == round(x) for x in numbers)
+            lowered = name.strip().lower()
+            id_name = lowered in ID_NAMES or lowered.endswith(("_id", " id"))
+            if id_name and ints and n >= MIN_ROWS_FOR_ID and len(set(numbers)) == len(values):
+                columns.append({"name": name, "kind": "dropped"})
+                dropped.append(name)
+                continue
+            columns.append({"name": name, "kind": "numeric", "fill": float(np.median(numbers))})
+            continue
+        counts = {}
+        for v in present:
+            counts[v] = counts.get(v, 0) + 1
+        if n >= MIN_ROWS_FOR_ID and len(counts) == n:
+            columns.append({"name": name, "kind": "dropped"})
+            dropped.append(name)
+            continue
+        by_count = sorted(counts, key=lambda v: (-counts[v], v))
+        categories = sorted(by_count[:max_categories])
+        has_missing = len(present) < len(values)
+        if has_missing:
+            categories.append(MISSING_CATEGORY)
+        other = len(by_count) > max_categories
+        columns.append({"name": name, "kind": "categorical", "categories": categories, "other": other,
+                        "fill": MISSING_CATEGORY if has_missing else by_count[0]})
+        if other:
+            notes.append(f"column {name!r}: {len(by_count):,} values; the {max_categories} most frequent get an input each, "
+                         "the rest share '(other)'")
+    if dropped:
+        notes.append("dropped ID-like column(s) (a different value on every row): " + ", ".join(repr(d) for d in dropped))
+    if all(c["kind"] == "dropped" for c in columns):
+        raise DataError(f"{where} has no usable feature column", expected="at least one column that is not an ID",
+                        got="only ID-like columns: " + ", ".join(dropped), fix="add feature columns")
+    return columns, notes
+
+
+def encode_columns(columns, cells):
+    """Text cells -> float64 inputs by the column rules from :func:`fit_columns`.
+
+    Returns ``(X, n_imputed)``: the encoded rows and how many missing (or,
+    in a numeric column, unreadable) cells were filled in.
+    """
+    cells = np.asarray(cells, dtype=object)
+    if cells.ndim != 2 or cells.shape[1] != len(columns):
+        raise ShapeError("the rows have a different number of columns than the model was trained on",
+                         expected=f"{len(columns)} feature columns ({', '.join(c['name'] for c in columns[:8])})",
+                         got=f"{cells.shape[1] if cells.ndim == 2 else cells.shape} columns",
+                         fix="pass the same columns as in training (the label column left out)")
+    n = cells.shape[0]
+    parts, imputed = [], 0
+    for j, col in enumerate(columns):
+        kind = col.get("kind")
+        if kind == "numeric":
+            out = np.empty(n, dtype=np.float64)
+            for i, v in enumerate(cells[:, j]):
+                x = _to_float(str(v))
+                if x is None:
+                    x, imputed = col["fill"], imputed + 1
+                out[i] = x
+            parts.append(out[:, None])
+        elif kind == "categorical":
+            cats = list(col["categories"])
+            index = {c: k for k, c in enumerate(cats)}
+            width = len(cats) + (1 if col.get("other") else 0)
+            out = np.zeros((n, width), dtype=np.float64)
+            for i, v in enumerate(cells[:, j]):
+                v = str(v)
+                if _is_missing(v):
+                    v, imputed = col["fill"], imputed + 1
+                k = index.get(v)
+                if k is None and col.get("other"):
+                    k = len(cats)
+                if k is not None:
+                    out[i, k] = 1.0
+            parts.append(out)
+    return (np.concatenate(parts, axis=1) if parts else np.zeros((n, 0))), imputed
+
+
+def encoded_names(columns):
+    """Input names after encoding: ``age``, ``color=red``, ``color=(other)``, ..."""
+    from .datasets.tabular import column_feature_names  # noqa: PLC0415
+
+    return [name for c in columns for name in column_feature_names(c)]
+
+
+def fit_target(y) -> dict:
+    """``{"target_mean", "target_std"}`` of regression targets (training rows only)."""
+    y = np.asarray(y, dtype=np.float64)
+    std = float(y.std())
+    return {"target_mean": float(y.mean()), "target_std": std if std > 1e-12 else 1.0}
+
+
+def scale_target(pre, y):
+    """``(y - mean) / std`` with the stored constants (identity when there are none)."""
+    pre = getattr(pre, "preprocessing", pre) or {}
+    y = np.asarray(y, dtype=np.float64)
+    return (y - pre.get("target_mean", 0.0)) / pre.get("target_std", 1.0)
+
+
+def unscale_target(pre, values):
+    """Network outputs back in the target's units: ``out * std + mean``."""
+    pre = getattr(pre, "preprocessing", pre) or {}
+    values = np.asarray(values, dtype=np.float64)
+    return values * pre.get("target_std", 1.0) + pre.get("target_mean", 0.0)
 
 
 def _plain(value):
@@ -108,9 +284,14 @@ def apply_preprocessing(pre, X, dtype=np.float32) -> np.ndarray:
     """Scale raw inputs ``X`` (n, features) as recorded in ``pre``; returns a new array.
 
     ``pre`` may be a Network (its ``preprocessing`` is used) or the dict.
-    An empty dict means no scaling.
+    An empty dict means no scaling. With stored ``columns``, ``X`` may be
+    the raw text cells of the table's feature columns: they are encoded
+    (:func:`encode_columns`) first.
     """
     pre = getattr(pre, "preprocessing", pre) or {}
+    X = np.asarray(X)
+    if pre.get("columns") and (X.dtype == object or X.dtype.kind in "US"):
+        X, _ = encode_columns(pre["columns"], X)
     X = np.asarray(X, dtype=np.float64)
     offset, scale = _params(pre)
     if offset is not None:
@@ -163,6 +344,24 @@ def validate_preprocessing(pre, n_inputs, name="the model") -> dict:
         size = pre.get("image_size")
         if not isinstance(size, int) or isinstance(size, bool) or size * size != n_inputs:
             raise bad("the image size does not match the input width", f"size*size = {n_inputs}", size)
+    columns = pre.get("columns")
+    if columns is not None:
+        ok = isinstance(columns, list) and all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) and c.get("kind") in ("numeric", "categorical", "dropped")
+            and (c["kind"] != "numeric" or (isinstance(c.get("fill"), (int, float)) and math.isfinite(c["fill"])))
+            and (c["kind"] != "categorical" or (isinstance(c.get("categories"), list)
+                                                 and all(isinstance(v, str) for v in c["categories"])))
+            for c in columns)
+        if not ok:
+            raise bad("'columns' is not a list of column rules", "numeric/categorical/dropped entries", columns)
+        width = sum(1 if c["kind"] == "numeric" else len(c["categories"]) + bool(c.get("other"))
+                    for c in columns if c["kind"] != "dropped")
+        if width != n_inputs:
+            raise bad("the column rules do not match the input width", f"{n_inputs} inputs", f"{width}")
+    for key in ("target_mean", "target_std"):
+        value = pre.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+            raise bad(f"{key!r} is not a finite number", "a number", value)
     names = pre.get("feature_names")
     if names is not None and (not isinstance(names, list) or len(names) != n_inputs):
         raise bad("feature_names do not match the input width", f"{n_inputs} names", names)

@@ -1,8 +1,10 @@
 """Measure a saved model on a data set: accuracy, per-class precision and recall, confusion matrix.
 
-The model's stored preprocessing (image size, input scaling, the CSV's
-label column) is applied to DATA automatically, and labels are matched to
-the model's classes by name. Data with a test split (mnist-10k, mnist,
+For a regression model: RMSE, MAE, R^2 and the RMSE of always predicting
+the training mean. The model's stored preprocessing (image size, column
+encoding and imputation, input scaling, the CSV's label column) is applied
+to DATA automatically; CSV columns are matched by header name, and labels
+to the model's classes by name. Data with a test split (mnist-10k, mnist,
 fashion-mnist, IDX folders with t10k files) are measured on it; other
 data on all their rows (--split chooses).
 
@@ -49,12 +51,35 @@ def data_for_model(net, args):
         size = side if side * side == net.n_inputs else 25
     target = args.target if args.target is not None else pre.get("target")
     args.image_size = size
+    args.task = "regression" if net.task == "regression" else "classification"
     try:
         return load_data(args, image_size=size, target=target)
     except DataError as exc:  # the stored label column is not in this CSV: fall back to the last column
         if args.target is None and target is not None and "target" in exc.what:
             return load_data(args, image_size=size, target=None)
         raise
+
+
+def cells_for_model(net, ds):
+    """A table's raw feature cells in the model's column order (by header name, else by position)."""
+    from ..errors import ShapeError  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    columns = (net.preprocessing or {}).get("columns") or []
+    want = [c["name"] for c in columns]
+    have = [c["name"] for c in ds.columns]
+    if all(c["name"] in have for c in columns if c["kind"] != "dropped"):  # unused ID columns may be absent
+        out = np.full((len(ds.cells), len(want)), "", dtype=object)
+        for j, name in enumerate(want):
+            if name in have:
+                out[:, j] = ds.cells[:, have.index(name)]
+        return out
+    if len(have) == len(want):
+        return ds.cells
+    raise ShapeError(f"{ds.name} does not fit the model: its columns differ", expected=f"{len(want)} feature columns: "
+                     + ", ".join(want[:8]), got=f"{len(have)}: " + ", ".join(have[:8]),
+                     fix="evaluate on a table with the columns the model was trained on")
 
 
 def labels_for_model(net, y, class_names):
@@ -97,6 +122,10 @@ def run(args):
         raise InvalidValueError("--limit is out of range", expected="a whole number >= 1", got=repr(args.limit), fix="e.g. --limit 1000")
     net = load_model(args.model)
     ds = data_for_model(net, args)
+    for line in ds.notes:
+        print(f"Note: {line}")
+    if ds.cells is not None and (net.preprocessing or {}).get("columns"):
+        ds.X_train = cells_for_model(net, ds)
     split = args.split or ("test" if ds.X_test is not None else "all")
     if split == "test" and ds.X_test is None:
         from ..errors import DataError  # noqa: PLC0415
@@ -111,12 +140,14 @@ def run(args):
         X = ds.X_train if ds.X_test is None else np.concatenate([ds.X_train, ds.X_test])
         y = ds.y_train if ds.y_test is None else np.concatenate([ds.y_train, ds.y_test])
     X, y = subset(X, y, args.limit, 0)
-    if X.shape[1] != net.n_inputs:
+    if X.dtype != object and X.shape[1] != net.n_inputs:  # text cells are checked column by column when encoded
         size = (net.preprocessing or {}).get("image_size")
         what = f" ({size}x{size} images)" if size else ""
         raise ShapeError(f"{ds.name} does not fit the model: it has a different number of features",
                          expected=f"{net.n_inputs} inputs{what}", got=f"{X.shape[1]} features",
                          fix="evaluate on the same kind of data the model was trained on")
+    if net.task == "regression":
+        return _report_regression(net, args, ds, split, apply_preprocessing(net, X, net.dtype), y)
     y = labels_for_model(net, y, ds.class_names)
     Xs = apply_preprocessing(net, X, net.dtype)
     P = net.predict_proba(Xs)
@@ -148,4 +179,18 @@ def run(args):
         cells = [f"[bold]{v}[/bold]" if i == j else (str(v) if v else ".") for j, v in enumerate(m[i])]
         matrix.add_row(name if short else f"{i} {name}", *cells)
     out.print(matrix)
+    return 0
+
+
+def _report_regression(net, args, ds, split, Xs, y):
+    """RMSE, MAE and R^2 of a regression model, in the target's units."""
+    from ..preprocessing import unscale_target  # noqa: PLC0415
+    from .train import console, format_regression, regression_metrics  # noqa: PLC0415
+
+    pre = net.preprocessing or {}
+    pred = unscale_target(pre, net.predict(Xs))
+    m = regression_metrics(y, pred, pre.get("target_mean", float(y.mean())))
+    out = console()
+    out.print(f"Model {args.model}: {'-'.join(map(str, net.sizes))} (regression); data {ds.name}, {split} rows: {len(y):,}")
+    out.print(format_regression(m))
     return 0

@@ -1,10 +1,11 @@
-"""Ask a saved model what it sees: a certainty per class for each input.
+"""Ask a saved model what it sees: a certainty per class for each input (a value for regression models).
 
 INPUT is an image file (png, jpg, ...: made grayscale and resized to the
 model's image size), a folder of images, a CSV file (one prediction per
-row; the label column, if present, is left out), or a row of numbers
-written inline ("5.1,3.5,1.4,0.2"). The model's stored scaling is applied
-first. An image whose background is the opposite of the training images'
+row; the label column, if present, is left out; columns matched by header
+name), or a row written inline ("5.1,3.5,1.4,0.2", or "3.1,red,,7" for a
+model with text columns; a blank cell is imputed). The model's stored
+encoding and scaling are applied first. An image whose background is the opposite of the training images'
 (dark digits on white paper for an MNIST model) is inverted to match, and
 the line says so.
 
@@ -64,27 +65,43 @@ def _image_inputs(net, paths):
     return np.stack(rows), notes
 
 
+def _model_columns(net):
+    """The raw CSV column names a table model reads (None for models without column rules)."""
+    columns = (net.preprocessing or {}).get("columns")
+    return [c["name"] for c in columns] if columns else None
+
+
 def _csv_inputs(net, path):
-    """The feature rows of a CSV file; the label column is left out when the rows have one."""
-    from ..datasets.tabular import has_header, parse_features, read_rows  # noqa: PLC0415
+    """The feature cells of a CSV file's rows; the label column is left out when the rows have one.
+
+    Columns are matched by header name when the header has all of the
+    model's columns (order and extra columns do not matter), else by
+    position. Models with column rules get the text cells (encoded and
+    imputed later by the stored preprocessing); others get numbers.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from ..datasets.tabular import check_widths, has_header, parse_features, read_rows  # noqa: PLC0415
     from ..errors import DataError, ShapeError  # noqa: PLC0415
 
     rows = read_rows(path)
     header = has_header(rows)
     names = rows[0] if header else None
-    body = rows[1:] if header else rows
+    start = 1 if header else 0
+    body = rows[start:]
     if not body:
         raise DataError(f"{path} has a header but no rows", expected="rows to predict", got="only a header", fix="add data rows")
     pre = net.preprocessing or {}
-    features, target = pre.get("feature_names"), pre.get("target")
-    n = net.n_inputs
+    raw = _model_columns(net)
+    features = raw or pre.get("feature_names")
+    target = pre.get("target")
+    n = len(raw) if raw else net.n_inputs
     width = len(names) if names is not None else len(body[0])
-    for i, row in enumerate(body):
-        if len(row) != width:
-            raise DataError(f"row {i + (2 if header else 1)} of {path} has {len(row)} columns", expected=f"{width} like the first",
-                            got=str(len(row)), fix="make every row the same width")
-    if names is not None and features and all(f in names for f in features):
-        columns = [names.index(f) for f in features]  # by name: column order and extra columns do not matter
+    check_widths(rows, width, path, start)
+    needed = [c["name"] for c in pre["columns"] if c["kind"] != "dropped"] if raw else features
+    if names is not None and features and all(f in names for f in needed):
+        # by name: column order, extra columns and unused (ID-like) columns do not matter
+        columns = [names.index(f) if f in names else None for f in features]
     elif width == n:
         columns = list(range(width))
     elif width == n + 1:  # the label column is there too: leave it out
@@ -95,9 +112,14 @@ def _csv_inputs(net, path):
             drop = int(target) % width
         columns = [c for c in range(width) if c != drop]
     else:
-        raise ShapeError(f"the rows of {path} do not fit the model", expected=f"{n} feature columns (or {n + 1} with the label)",
+        raise ShapeError(f"the rows of {path} do not fit the model", expected=f"{n} feature columns (or {n + 1} with the label)"
+                         + (": " + ", ".join(features[:8]) if features else ""),
                          got=f"{width} columns", fix="pass rows with the same feature columns the model was trained on")
-    X = parse_features(body, columns, names, 2 if header else 1, path)
+    if raw:
+        X = np.array([[row[c] if c is not None else "" for c in columns] for row in body], dtype=object)
+        X = X.reshape(len(body), len(columns))
+    else:
+        X = parse_features(body, columns, names, 2 if header else 1, path)
     return X, [f"{path} row {i + 1}" for i in range(len(X))]
 
 
@@ -129,6 +151,16 @@ def collect_inputs(net, inputs):
             for row, name in zip(X, names):
                 order.append(("table", len(tables)))
                 tables.append((row, name))
+        elif _model_columns(net) and not os.path.exists(item):
+            import csv  # noqa: PLC0415
+
+            cells = next(csv.reader([item], delimiter=";" if ";" in item else ","), [])
+            raw = _model_columns(net)
+            if len(cells) != len(raw):
+                raise ShapeError("the row does not fit the model", expected=f"{len(raw)} values: " + ", ".join(raw[:8]),
+                                 got=f"{len(cells)} values", fix="write one value per column the model was trained on, comma-separated")
+            order.append(("table", len(tables)))
+            tables.append((np.array([c.strip() for c in cells], dtype=object), "row " + item))
         else:
             values = _split_numbers(item)
             if values is None:
@@ -150,6 +182,8 @@ def collect_inputs(net, inputs):
             rows.append(tables[i][0])
             labels.append(tables[i][1])
             notes.append("")
+    if any(r.dtype == object for r in rows):
+        return np.array(rows, dtype=object).reshape(len(rows), -1), labels, notes
     return np.stack(rows), labels, notes
 
 
@@ -163,6 +197,13 @@ def run(args):
         raise InvalidValueError("--top must be >= 0", expected="a whole number >= 0", got=repr(args.top), fix="e.g. --top 3 (0 = all)")
     net = load_model(args.model)
     X, labels, notes = collect_inputs(net, args.inputs)
+    if net.task == "regression":
+        from ..preprocessing import unscale_target  # noqa: PLC0415
+
+        target = (net.preprocessing or {}).get("target") or "value"
+        for label, value in zip(labels, unscale_target(net, net.predict(apply_preprocessing(net, X, net.dtype)))):
+            print(f"{label}: {target} = {float(value):.6g}")
+        return 0
     P = net.predict_proba(apply_preprocessing(net, X, net.dtype))
     names = net.class_names or [str(i) for i in range(P.shape[1])]
     for label, p, note in zip(labels, P, notes):

@@ -8,15 +8,18 @@ source              what it is
 ``"mnist-10k"``     bundled: 8,000 train / 2,000 test real MNIST digits
 ``"mnist"``         the full MNIST (60,000 / 10,000), downloaded once, SHA-256 checked
 ``"fashion-mnist"`` Zalando's clothing pictures, same layout, downloaded once
-``data.csv``        numeric feature columns, label column last (or ``target``)
+``data.csv``        feature columns (numbers or text), label column last (or ``target``)
 ``folder/``         one sub-folder of images per class, or IDX files
 ``a.idx b.idx``     explicit IDX paths: images, labels [, test images, test labels]
 ==================  ==========================================================
 
 Images come out flattened, resized to ``image_size`` x ``image_size`` and
-divided by 255 (values in [0, 1]); tables come out as written. Scaling
-is done afterwards by :mod:`dialnet.preprocessing`, which stores its
-constants with the model.
+divided by 255 (values in [0, 1]). Tables keep their raw text cells in
+``cells`` and come out in ``X_train`` with text columns one-hot encoded
+and missing cells imputed on all rows (for a quick look); ``dialnet
+train`` re-fits that encoding on its training rows only. Scaling is done
+afterwards by :mod:`dialnet.preprocessing`, which stores its constants
+with the model.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ class Dataset:
     Attributes
     ----------
     X_train, y_train : ndarray
-        ``(n, features)`` float32/float64 and int64 labels 0..K-1.
+        ``(n, features)`` float32/float64 and int64 labels 0..K-1
+        (float64 values for ``task == "regression"``).
     X_test, y_test : ndarray or None
         A separate test split when the source has one (MNIST, IDX folders).
     class_names : list of str
@@ -63,6 +67,13 @@ class Dataset:
     background : float or None
         Mean of the training images' border pixels (0 = dark, 1 = light),
         so single images can be matched to it in ``predict``.
+    task : {"classification", "regression"}
+    cells : ndarray of str or None
+        A table's raw feature cells ``(n, columns)``, before encoding.
+    columns : list of dict or None
+        The column rules ``X_train`` was encoded with (fitted on all rows).
+    notes : list of str
+        Things the loader did that a user should hear about (dropped rows, skipped files).
     """
 
     name: str
@@ -76,6 +87,10 @@ class Dataset:
     image_size: int | None = None
     target: str | None = None
     background: float | None = None
+    task: str = "classification"
+    cells: np.ndarray | None = None
+    columns: list | None = None
+    notes: list = field(default_factory=list)
 
     @property
     def n_features(self) -> int:
@@ -183,26 +198,32 @@ def load_remote(name, image_size=25, cache=None, base_url=None) -> Dataset:
                     paths["t10k-images-idx3-ubyte.gz"], paths["t10k-labels-idx1-ubyte.gz"], image_size, name, names)
 
 
-def load_csv(path, target=None) -> Dataset:
+def load_csv(path, target=None, task="auto") -> Dataset:
     """A CSV file as a Dataset (see :mod:`dialnet.datasets.tabular`)."""
-    from .tabular import load_csv as _load  # noqa: PLC0415
+    from ..preprocessing import encode_columns, encoded_names, fit_columns  # noqa: PLC0415
+    from .tabular import load_table  # noqa: PLC0415
 
-    X, y, class_names, feature_names, target_name = _load(path, target)
-    return Dataset(os.path.basename(os.fspath(path)), X, y, None, None, class_names, feature_names, "table", target=target_name)
+    name = os.path.basename(os.fspath(path))
+    t = load_table(path, target, task)
+    columns, _notes = fit_columns(t["cells"], t["feature_names"], where=name)
+    X, _ = encode_columns(columns, t["cells"])
+    return Dataset(name, X, t["y"], None, None, t["class_names"], encoded_names(columns), "table", target=t["target_name"],
+                   task=t["task"], cells=t["cells"], columns=columns, notes=t["notes"])
 
 
 def load_images(folder, image_size=25) -> Dataset:
     """A folder of images, one sub-folder per class, as a Dataset."""
-    X, y, names, _paths = load_image_folder(folder, image_size)
+    notes = []
+    X, y, names, _paths = load_image_folder(folder, image_size, notes=notes)
     return Dataset(os.path.basename(os.path.normpath(os.fspath(folder))), X, y, None, None, names, kind="image",
-                   image_size=int(image_size), background=border_mean(X))
+                   image_size=int(image_size), background=border_mean(X), notes=notes)
 
 
 def _is_image_folder(folder):
     return any(os.path.isdir(os.path.join(folder, d)) and not d.startswith(".") for d in os.listdir(folder))
 
 
-def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=None) -> Dataset:
+def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=None, task="auto") -> Dataset:
     """Load any supported data source (see the module docstring).
 
     Parameters
@@ -215,6 +236,8 @@ def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=No
         The CSV's label column (name or index; default: the last).
     cache, base_url :
         For ``mnist``/``fashion-mnist``: cache folder and a mirror override.
+    task : {"auto", "classification", "regression"}
+        For CSV files: what the label column is (see :mod:`dialnet.datasets.tabular`).
     """
     from .idx import is_idx  # noqa: PLC0415
 
@@ -245,7 +268,7 @@ def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=No
         if is_idx(src):
             raise DataError(f"{src} is one IDX file; images and labels are needed", expected="2 or 4 IDX paths, or their folder",
                             got="1 IDX file", fix=f"pass the images then the labels file, or the folder {os.path.dirname(src) or '.'}")
-        return load_csv(src, target)
+        return load_csv(src, target, task)
     raise DataError(f"no such data set or file: {src}", expected="mnist-10k, mnist, fashion-mnist, a CSV file, an image folder or IDX files",
                     got=repr(src), fix="check the path, or run `dialnet train` with no DATA for the bundled digits")
 

@@ -81,13 +81,41 @@ def _pil():
     return Image
 
 
+def _grayscale(img, Image):
+    """Any PIL image -> float32 grayscale in [0, 1].
+
+    16/32-bit and float images are divided by their type's full scale
+    (not clipped at 255); transparent pixels (RGBA, LA, palette with
+    transparency) are laid over white, as a viewer shows them.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.float32) / 65535.0
+    if img.mode in ("I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if a.max(initial=0.0) > 255.0 else 255.0
+        if img.mode == "F" and a.max(initial=0.0) <= 1.0:
+            top = 1.0
+        return np.clip(a / top, 0.0, 1.0).astype(np.float32)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
 def load_image(path, size: int) -> np.ndarray:
     """One image file as a ``(size, size)`` float32 array of grayscale values in [0, 1].
 
-    Converted to grayscale (``L``), then resized: box filter when
-    shrinking, bilinear when growing. Non-square images are squashed.
+    Any mode Pillow reads (RGB, RGBA, palette, 16-bit, CMYK, ...) is made
+    grayscale (:func:`_grayscale`), turned upright by its EXIF tag, then
+    resized: box filter when shrinking, bilinear when growing.
+    Non-square images are squashed.
     """
     Image = _pil()
+    from PIL import ImageOps  # noqa: PLC0415
+
     spath = os.fspath(path)
     if not os.path.isfile(spath):
         raise DataError(f"image file {spath} does not exist", expected="an image file (png, jpg, ...)", got=spath,
@@ -95,22 +123,26 @@ def load_image(path, size: int) -> np.ndarray:
     try:
         with Image.open(spath) as img:
             img.load()
-            gray = img.convert("L")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            img = ImageOps.exif_transpose(img) or img
+            gray = _grayscale(img, Image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read {spath} as an image", expected="a png, jpg, bmp, gif or tiff file",
-                        got=str(exc), fix="check that the file is an image and not damaged") from None
-    shrink = gray.width >= size and gray.height >= size
-    resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
-    resized = gray.resize((size, size), resample=resample)
-    return np.asarray(resized, dtype=np.float32) / 255.0
+                        got=str(exc)[:120] or type(exc).__name__,
+                        fix="check that the file is an image and not damaged, or move it out of the folder") from None
+    h, w = gray.shape
+    resample = Image.Resampling.BOX if h >= size and w >= size else Image.Resampling.BILINEAR
+    resized = Image.fromarray(gray, "F").resize((size, size), resample=resample)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
-def load_image_folder(folder, size: int = 25):
+def load_image_folder(folder, size: int = 25, notes=None):
     """A folder with one sub-folder per class, each holding image files.
 
     Returns ``(X, y, class_names, files)``: ``X`` of shape (n, size*size)
     with values in [0, 1], ``y`` int64 labels, the class names (the
     sub-folder names, sorted) and the file paths in the order of ``X``.
+    Files without an image extension are skipped; a line saying how many
+    is appended to ``notes`` (a list) when given.
     """
     size = check_image_size(size)
     root = os.fspath(folder)
@@ -118,12 +150,16 @@ def load_image_folder(folder, size: int = 25):
         raise DataError(f"image folder {root} does not exist", expected="a folder with one sub-folder per class",
                         got=root, fix="check the path")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    found = {}
+    found, skipped = {}, []
     for name in classes:
         sub = os.path.join(root, name)
-        files = sorted(f for f in os.listdir(sub) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+        entries = sorted(f for f in os.listdir(sub) if not f.startswith(".") and os.path.isfile(os.path.join(sub, f)))
+        files = [f for f in entries if f.lower().endswith(IMAGE_EXTENSIONS)]
+        skipped += [os.path.join(name, f) for f in entries if not f.lower().endswith(IMAGE_EXTENSIONS)]
         if files:
             found[name] = [os.path.join(sub, f) for f in files]
+    if skipped and notes is not None:
+        notes.append(f"skipped {len(skipped):,} non-image file(s), e.g. {skipped[0]}")
     if len(found) < 2:
         raise DataError(f"image folder {root} needs at least 2 classes",
                         expected="one sub-folder of images per class, at least 2 with images (e.g. cats/, dogs/)",

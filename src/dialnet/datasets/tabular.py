@@ -1,18 +1,30 @@
-"""CSV files: numeric feature columns and one label column.
+"""CSV files: feature columns (numbers or text) and one label column.
 
+- Reading: UTF-8 (a BOM is dropped), Windows or Unix line endings, quoted
+  fields, blank lines skipped. The delimiter is the one of tab, semicolon
+  and comma that splits the first rows into the same number (>= 2) of
+  columns, the widest such split winning (ties: tab, then semicolon).
+  A row of another width is an error naming its line.
 - Header: the first row is a header when one of its cells is not a number
-  in a column whose next row is a number (``sepal_length`` over ``5.1``).
+  in a column whose next row is a number (``sepal_length`` over ``5.1``),
+  or, for all-text tables, when none of its cells occurs again in its column.
 - Label column: the last one, unless ``target`` names it (a header name
-  or a 0-based index, negative counts from the end).
-- Labels: strings become class names (sorted); whole numbers keep their
-  values as names ("1", "2", "3"), in numeric order.
-- Feature columns must be numbers: text or an empty/missing cell (``""``,
-  ``NA``, ``NaN``, ``?``) is an error naming the row and column.
+  or a 0-based index, negative counts from the end). Rows without a label
+  are dropped (with a note).
+- Task (``task="auto"``): text labels are classes; numeric labels with a
+  fractional value are a regression target; whole-number labels are
+  classes when they take few distinct values, ``k <= 20`` and
+  ``k <= max(2, n / 2)`` (every class seen twice on average), otherwise a
+  regression target (counts, prices, years).
+- Feature cells stay text here; :mod:`dialnet.preprocessing` decides per
+  column (numeric or categorical), imputes missing cells and one-hot
+  encodes, with constants learned on the training rows only.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 
@@ -20,8 +32,11 @@ import numpy as np
 
 from ..errors import DataError
 
-MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-"}
+MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a", "missing"}
 MAX_ROWS = 10_000_000
+MAX_CLASSES_AUTO = 20
+DELIMITERS = ("\t", ";", ",")
+TASKS = ("auto", "classification", "regression")
 
 
 def _number(text):
@@ -32,45 +47,93 @@ def _number(text):
     return value
 
 
-def read_rows(path):
-    """The non-empty rows of a CSV file (delimiter sniffed: comma, semicolon, tab)."""
+def is_missing(text) -> bool:
+    """An empty or NA-like cell ("", NA, N/A, NaN, null, none, ?, -)."""
+    return text.strip().lower() in MISSING
+
+
+class Rows(list):
+    """The non-blank rows of a CSV file; ``lines[i]`` is the file line where row ``i`` ends."""
+
+    lines: list
+    delimiter: str = ","
+
+
+def _choose_delimiter(text):
+    """Tab, semicolon or comma: the one that splits the first rows into the most equal columns (>= 2)."""
+    sample = [ln for ln in text.splitlines()[:200] if ln.strip()]
+    if len(sample) > 1 and not text.endswith(("\n", "\r")):
+        sample = sample[:-1] or sample  # the last line of a sample may be cut short
+    best, best_width = ",", 1
+    for d in DELIMITERS:
+        try:
+            widths = {len(r) for r in csv.reader(sample, delimiter=d) if any(c.strip() for c in r)}
+        except csv.Error:
+            continue
+        if len(widths) == 1 and (w := widths.pop()) > best_width:
+            best, best_width = d, w
+    if best_width == 1:  # no delimiter splits every row alike: take the most frequent one
+        counts = {d: sum(ln.count(d) for ln in sample) for d in DELIMITERS}
+        best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best
+
+
+def read_rows(path) -> Rows:
+    """The non-blank rows of a CSV file, cells stripped; see the module docstring for the dialect."""
     spath = os.fspath(path)
     if os.path.isdir(spath):
         raise DataError(f"{spath} is a folder, not a CSV file", expected="a .csv file", got="a directory",
                         fix="pass the CSV file's path")
     try:
         with open(spath, newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(64 * 1024)
-            fh.seek(0)
-            try:
-                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-            except csv.Error:
-                dialect = csv.excel
-            rows = [[c.strip() for c in row] for row in csv.reader(fh, dialect) if any(c.strip() for c in row)]
+            text = fh.read()
     except FileNotFoundError:
         raise DataError(f"CSV file {spath} does not exist", expected="an existing file", got=spath,
                         fix="check the path") from None
     except UnicodeDecodeError:
         raise DataError(f"{spath} is not a text CSV file", expected="UTF-8 text with comma-separated values",
                         got="bytes that are not UTF-8 text", fix="pass a CSV file (save it as UTF-8 CSV)") from None
-    except (OSError, csv.Error) as exc:
+    except OSError as exc:
         raise DataError(f"cannot read CSV file {spath}", expected="a readable CSV file", got=str(exc),
                         fix="check the path and the file's format") from None
+    if "\0" in text[:65536]:
+        raise DataError(f"{spath} is not a text CSV file", expected="UTF-8 text with comma-separated values",
+                        got="binary bytes (NUL characters)", fix="pass a CSV file (save it as UTF-8 CSV)")
+    delimiter = _choose_delimiter(text[: 256 * 1024])
+    rows, lines = Rows(), []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            cells = [c.strip() for c in row]
+            if any(cells):
+                rows.append(cells)
+                lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise DataError(f"cannot read CSV file {spath} (line {reader.line_num})", expected="a well-formed CSV file",
+                        got=str(exc), fix="check the quoting on that line") from None
+    rows.lines, rows.delimiter = lines, delimiter
     if not rows:
-        raise DataError(f"CSV file {spath} is empty", expected="rows of numbers with a label column",
+        raise DataError(f"CSV file {spath} is empty", expected="rows of values with a label column",
                         got="no rows", fix="pass a CSV file with data")
     return rows
 
 
+def _line(rows, i):
+    lines = getattr(rows, "lines", None)
+    return lines[i] if lines is not None and i < len(lines) else i + 1
+
+
 def has_header(rows) -> bool:
-    """A header row has a non-number where the next row has a number."""
+    """A header row has a non-number where the next row has a number (or, all text, no cell that recurs below)."""
     if len(rows) < 2:
         return _number(rows[0][0]) is None if rows and rows[0] else False
     first, second = rows[0], rows[1]
-    return any(
-        _number(a) is None and a.lower() not in MISSING and _number(b) is not None
-        for a, b in zip(first, second)
-    )
+    if any(_number(a) is None and not is_missing(a) and _number(b) is not None for a, b in zip(first, second)):
+        return True
+    if all(_number(a) is None and not is_missing(a) for a in first):
+        below = rows[1:201]
+        return all(all(len(r) <= j or r[j] != a for r in below) for j, a in enumerate(first))
+    return False
 
 
 def resolve_target(target, header, n_cols, where):
@@ -100,71 +163,101 @@ def resolve_target(target, header, n_cols, where):
     return header.index(text)
 
 
-def parse_table(rows, target=None, where="the CSV file", header=None):
-    """Split rows into features, raw label strings and names.
+def check_widths(rows, width, where, first=0):
+    """Every row from ``first`` on must have ``width`` cells; else a DataError naming the file line."""
+    for i in range(first, len(rows)):
+        if len(rows[i]) != width:
+            raise DataError(f"row {_line(rows, i)} of {where} has {len(rows[i])} columns",
+                            expected=f"{width} columns like the first row",
+                            got=f"{len(rows[i])}: {','.join(rows[i])[:80]}",
+                            fix="make every row the same width (quote cells that contain the delimiter)")
 
-    Returns ``(X, labels, feature_names, target_name)``; ``X`` float64.
+
+def parse_table(rows, target=None, where="the CSV file", header=None):
+    """Split rows into feature cells, raw labels and names.
+
+    Returns ``(cells, labels, feature_names, target_name, notes)``: ``cells``
+    an ``(n, features)`` array of str, ``labels`` a list of str. Rows
+    whose label is missing are dropped and counted in ``notes``.
     """
     if header is None:
         header = has_header(rows)
     names = rows[0] if header else None
-    body = rows[1:] if header else rows
-    if not body:
+    start = 1 if header else 0
+    if len(rows) <= start:
         raise DataError(f"{where} has a header but no data rows", expected="at least one data row",
                         got="only a header", fix="add data rows")
-    if len(body) > MAX_ROWS:
-        raise DataError(f"{where} has too many rows", expected=f"at most {MAX_ROWS:,}", got=f"{len(body):,}",
+    if len(rows) - start > MAX_ROWS:
+        raise DataError(f"{where} has too many rows", expected=f"at most {MAX_ROWS:,}", got=f"{len(rows) - start:,}",
                         fix="use a sample of the rows")
-    n_cols = len(names) if names is not None else len(body[0])
-    for i, row in enumerate(body):
-        if len(row) != n_cols:
-            line = i + (2 if header else 1)
-            raise DataError(f"row {line} of {where} has {len(row)} columns", expected=f"{n_cols} columns like the first row",
-                            got=f"{len(row)}: {','.join(row)[:80]}", fix="make every row the same width")
+    n_cols = len(names) if names is not None else len(rows[0])
+    check_widths(rows, n_cols, where, start)
     if n_cols < 2:
         raise DataError(f"{where} has only one column", expected="at least one feature column and one label column",
                         got="1 column", fix="add feature columns, or check the delimiter (comma, semicolon or tab)")
     t = resolve_target(target, names, n_cols, where)
     feature_cols = [c for c in range(n_cols) if c != t]
-    feature_names = [names[c] for c in feature_cols] if names is not None else [f"x{c}" for c in feature_cols]
+    feature_names = [names[c] or f"x{c}" for c in feature_cols] if names is not None else [f"x{c}" for c in feature_cols]
     target_name = names[t] if names is not None else str(t)
-    X = parse_features(body, feature_cols, names, 2 if header else 1, where)
-    labels = [row[t] for row in body]
-    for i, value in enumerate(labels):
-        if value.lower() in MISSING:
-            line = i + (2 if header else 1)
-            raise DataError(f"missing label in row {line} of {where}", expected="a label in every row", got=repr(value),
-                            fix="drop rows without a label")
-    return X, labels, feature_names, target_name
+    body = rows[start:]
+    keep = [i for i, row in enumerate(body) if not is_missing(row[t])]
+    notes = []
+    if len(keep) < len(body):
+        kept = set(keep)
+        first = _line(rows, start + next(i for i in range(len(body)) if i not in kept))
+        if not keep:
+            raise DataError(f"the label column {target_name!r} of {where} is empty", expected="a label in the rows",
+                            got=f"{len(body)} rows without a label", fix="pick the label column with --target")
+        notes.append(f"dropped {len(body) - len(keep):,} rows without a label (the first on line {first})")
+    cells = np.array([[body[i][c] for c in feature_cols] for i in keep], dtype=object).reshape(len(keep), len(feature_cols))
+    labels = [body[i][t] for i in keep]
+    return cells, labels, feature_names, target_name, notes
 
 
 def parse_features(body, columns, names=None, first_line=1, where="the CSV file"):
-    """The numbers in ``columns`` of the rows ``body`` as a float64 array.
+    """The numbers in ``columns`` of the rows ``body`` as a float64 array (missing cells are NaN).
 
-    ``names`` are the header cells (or None); ``first_line`` is the file
-    line of ``body[0]``, for error messages. Text, missing or infinite
-    cells raise a DataError naming the row and column.
+    Text cells raise a DataError naming the row and column; for tables
+    with text columns use :func:`dialnet.preprocessing.encode_columns`.
     """
     feature_names = [names[c] for c in columns] if names is not None else [f"x{c}" for c in columns]
     X = np.empty((len(body), len(columns)), dtype=np.float64)
     for i, row in enumerate(body):
         for j, c in enumerate(columns):
             value = _number(row[c])
-            if value is None or not math.isfinite(value):
-                line = i + first_line
-                col = f"column {c + 1} ({feature_names[j]})" if names is not None else f"column {c + 1}"
-                if row[c].lower() in MISSING or (value is not None and math.isnan(value)):
-                    raise DataError(f"missing value in row {line}, {col} of {where}", expected="a number in every feature cell",
-                                    got=repr(row[c]), fix="fill or drop rows with missing values before training")
-                if value is not None:
-                    raise DataError(f"infinite value in row {line}, {col} of {where}", expected="finite numbers",
-                                    got=repr(row[c]), fix="replace it with a finite number or drop the row")
-                raise DataError(f"{col} of {where} is not numeric (row {line})", expected="numbers in every feature column",
-                                got=repr(row[c][:40]),
-                                fix="encode text columns as numbers or drop them; if it is the label column, pass --target "
-                                + (repr(names[c]) if names is not None else str(c)))
+            if value is None:
+                if is_missing(row[c]):
+                    value = math.nan
+                else:
+                    col = f"column {c + 1} ({feature_names[j]})" if names is not None else f"column {c + 1}"
+                    raise DataError(f"{col} of {where} is not numeric (row {i + first_line})",
+                                    expected="numbers in every feature column", got=repr(row[c][:40]),
+                                    fix="train a model on this table with its text columns (they are one-hot encoded)")
             X[i, j] = value
     return X
+
+
+def detect_task(labels, task="auto", where="the CSV file") -> str:
+    """'classification' or 'regression' for raw label strings (the rule is in the module docstring)."""
+    task = str(task or "auto").lower()
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}", expected="one of " + ", ".join(TASKS), got=repr(task),
+                        fix="use --task auto, classification or regression")
+    numbers = [_number(v) for v in labels]
+    numeric = all(v is not None and math.isfinite(v) for v in numbers)
+    if task == "regression":
+        if not numeric:
+            bad = next(v for v, x in zip(labels, numbers) if x is None or not math.isfinite(x))
+            raise DataError(f"the label column of {where} is not numeric, so it cannot be a regression target",
+                            expected="numbers in every label cell", got=repr(bad[:40]),
+                            fix="use --task classification, or pick a numeric column with --target")
+        return task
+    if task == "classification" or not numeric:
+        return "classification"
+    if any(v != round(v) for v in numbers):
+        return "regression"
+    k = len(set(numbers))
+    return "classification" if k <= MAX_CLASSES_AUTO and k <= max(2, len(numbers) / 2) else "regression"
 
 
 def encode_labels(labels, where="the CSV file"):
@@ -174,17 +267,14 @@ def encode_labels(labels, where="the CSV file"):
     trailing ``.0`` ("1", "2", "3"); text labels are sorted as text.
     """
     numbers = [_number(v) for v in labels]
-    if all(v is not None for v in numbers):
-        if not all(math.isfinite(v) and v == round(v) for v in numbers):
-            raise DataError(f"the label column of {where} holds fractional numbers",
-                            expected="class labels (whole numbers or names)", got="values such as "
-                            + ", ".join(sorted({v for v in labels if _number(v) != round(_number(v))})[:3]),
-                            fix="dialnet's CLI trains classifiers; pick the class column with --target, "
-                            "or use the Python API with output='identity' for regression")
-        values = sorted({int(round(v)) for v in numbers})
+    if all(v is not None and math.isfinite(v) for v in numbers):
+        def name(v):
+            return str(int(v)) if v == round(v) else repr(v)
+
+        values = sorted(set(numbers))
+        names = [name(v) for v in values]
         index = {v: i for i, v in enumerate(values)}
-        y = np.array([index[int(round(v))] for v in numbers], dtype=np.int64)
-        names = [str(v) for v in values]
+        y = np.array([index[v] for v in numbers], dtype=np.int64)
     else:
         names = sorted(set(labels))
         index = {v: i for i, v in enumerate(names)}
@@ -195,12 +285,52 @@ def encode_labels(labels, where="the CSV file"):
     return y, names
 
 
-def load_csv(path, target=None):
-    """Features, labels and names from a CSV file.
+def regression_targets(labels, where="the CSV file"):
+    """Raw label strings -> float64 values (the task is regression)."""
+    y = np.array([_number(v) for v in labels], dtype=np.float64)
+    if y.size and float(y.std()) == 0.0:
+        raise DataError(f"the target column of {where} has one value only", expected="a target that varies",
+                        got=repr(labels[0]), fix="check the label column (pass --target to choose another)")
+    return y
 
-    Returns ``(X, y, class_names, feature_names, target_name)``.
+
+def load_table(path, target=None, task="auto"):
+    """Cells, labels and names from a CSV file.
+
+    Returns a dict with ``cells`` (str array), ``y`` (int classes or float
+    values), ``task``, ``class_names``, ``feature_names``, ``target_name``
+    and ``notes``.
     """
     where = os.path.basename(os.fspath(path))
-    X, labels, feature_names, target_name = parse_table(read_rows(path), target, where)
-    y, class_names = encode_labels(labels, where)
-    return X, y, class_names, feature_names, target_name
+    cells, labels, feature_names, target_name, notes = parse_table(read_rows(path), target, where)
+    task = detect_task(labels, task, where)
+    if task == "regression":
+        y, class_names = regression_targets(labels, where), []
+    else:
+        y, class_names = encode_labels(labels, where)
+    return {"cells": cells, "y": y, "task": task, "class_names": class_names, "feature_names": feature_names,
+            "target_name": target_name, "notes": notes}
+
+
+def load_csv(path, target=None, task="auto"):
+    """Features, labels and names from a CSV file, with text columns one-hot encoded on all rows.
+
+    Returns ``(X, y, class_names, feature_names, target_name)``; for the
+    train/test-safe route (encoding fitted on training rows) see
+    :func:`load_table` and :mod:`dialnet.preprocessing`.
+    """
+    from ..preprocessing import encode_columns, fit_columns  # noqa: PLC0415
+
+    t = load_table(path, target, task)
+    columns, _notes = fit_columns(t["cells"], t["feature_names"], where=os.path.basename(os.fspath(path)))
+    X, _ = encode_columns(columns, t["cells"])
+    return X, t["y"], t["class_names"], [n for c in columns for n in column_feature_names(c)], t["target_name"]
+
+
+def column_feature_names(column):
+    """The input names one column turns into: ``age``, or ``color=red``, ``color=blue``, ... for a text column."""
+    if column["kind"] == "numeric":
+        return [column["name"]]
+    if column["kind"] == "categorical":
+        return [f"{column['name']}={c}" for c in column["categories"]] + ([f"{column['name']}=(other)"] if column.get("other") else [])
+    return []
