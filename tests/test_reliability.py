@@ -321,3 +321,22 @@ def test_cli_ctrl_c_exits_130_and_resume_gives_the_same_model(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     a, b = dn.load(tmp_path / "ref.safetensors"), dn.load(tmp_path / "resumed.safetensors")
     assert _same_bits(_weights(a), _weights(b))
+
+
+def test_target_certainty_keeps_the_weights_that_reached_it():
+    # Early stopping would restore the epoch with the lowest validation loss; when the run stops because the
+    # target certainty was reached, the network must end with the weights that reached it.
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + 0.5 * X[:, 1] + 0.3 * rng.normal(size=300) > 0).astype(int)
+    Xv = rng.normal(size=(100, 4))
+    yv = (Xv[:, 0] + 0.5 * Xv[:, 1] + 0.3 * rng.normal(size=100) > 0).astype(int)
+    stopper = dn.EarlyStopping(patience=100)
+    net = dn.mlp([4, 32, 2], seed=0)
+    history = net.fit(X, y, epochs=300, validation_data=(Xv, yv), seed=0, target_certainty=0.85,
+                      early_stopping=stopper, lr=0.01)
+    assert history.reached_target and "target certainty" in history.stop_reason
+    last = len(history.epochs) - 1
+    assert stopper.best_epoch != last  # the lowest validation loss came earlier: restoring it would undo the target
+    assert net.evaluate(Xv, yv)["certainty"] == pytest.approx(history.history["val_certainty"][-1], rel=1e-6)
+    assert net.evaluate(Xv, yv)["certainty"] >= 0.85

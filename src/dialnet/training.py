@@ -68,6 +68,7 @@ class History:
         self.stop_reason = None
         self.stopped_epoch = None
         self.best_epoch = None
+        self.reached_target = False  # stopped because target_certainty was reached
         self.train_time = 0.0
         self.divergences = []
 
@@ -172,6 +173,9 @@ class EarlyStopping(Callback):
         return False
 
     def on_train_end(self, net, history):
+        # the weights that reached the target certainty are the ones asked for: keep them
+        if getattr(history, "reached_target", False):
+            return
         if self.restore_best_weights and self.best_weights is not None:
             net.set_weights(self.best_weights)
             history.best_epoch = self.best_epoch
@@ -805,6 +809,7 @@ class _Trainer:
                     f"target certainty {target:g} reached at epoch {epoch + 1} "
                     f"(mean certainty of the true class {logs[key]:.3f} on {where} data)"
                 )
+                history.reached_target = True
                 stop = True
         for cb in self.callbacks:
             if cb.on_epoch_end(epoch, logs, net) and not stop:
