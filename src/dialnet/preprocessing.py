@@ -366,3 +366,16 @@ def validate_preprocessing(pre, n_inputs, name="the model") -> dict:
     if names is not None and (not isinstance(names, list) or len(names) != n_inputs):
         raise bad("feature_names do not match the input width", f"{n_inputs} names", names)
     return pre
+
+
+def model_image_size(net, override=None, default=25):
+    """The image side a model takes: ``override`` (--image-size), the size stored in
+    the model file, or sqrt(inputs) when the input width is a square; else ``default``."""
+    if override is not None:
+        return int(override)
+    pre = getattr(net, "preprocessing", None) or {}
+    size = pre.get("image_size") if isinstance(pre, dict) else None
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    side = math.isqrt(net.n_inputs)
+    return side if side * side == net.n_inputs else default

@@ -40,20 +40,6 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="seed for the sampled rows and the probes (default: 0)")
 
 
-def model_image_size(net, override=None):
-    """The image side the model was trained on: --image-size, the model file, or sqrt(inputs)."""
-    import math  # noqa: PLC0415
-
-    if override is not None:
-        return int(override)
-    pre = getattr(net, "preprocessing", None) or {}
-    size = pre.get("image_size") if isinstance(pre, dict) else None
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size
-    side = math.isqrt(net.n_inputs)
-    return side if side * side == net.n_inputs else 25
-
-
 def prepare_inputs(net, X):
     """Scale inputs as the model's training did (the constants stored in its file)."""
     from ..preprocessing import apply_preprocessing  # noqa: PLC0415
@@ -98,6 +84,7 @@ def load_data(net, sources, split="train", target=None, image_size=None):
         what = f"{os.path.basename(sources[0])} ({key}, {len(X)} rows)"
     else:
         from .. import datasets  # noqa: PLC0415
+        from ..preprocessing import model_image_size  # noqa: PLC0415
 
         ds = datasets.load(sources[0] if len(sources) == 1 else sources, image_size=model_image_size(net, image_size),
                            target=target)

@@ -44,11 +44,10 @@ def data_for_model(net, args):
     from ..errors import DataError  # noqa: PLC0415
     from .train import load_data  # noqa: PLC0415
 
+    from ..preprocessing import model_image_size  # noqa: PLC0415
+
     pre = net.preprocessing or {}
-    size = pre.get("image_size")
-    if size is None:
-        side = int(round(net.n_inputs**0.5))
-        size = side if side * side == net.n_inputs else 25
+    size = model_image_size(net)
     target = args.target if args.target is not None else pre.get("target")
     args.image_size = size
     args.task = "regression" if net.task == "regression" else "classification"

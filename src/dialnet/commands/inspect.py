@@ -56,7 +56,8 @@ def _pick(X, y, index, what):
 def load_image_input(net, path, image_size=None):
     """One image file as a model input row, matched to the training images' background."""
     from ..datasets import load_image  # noqa: PLC0415
-    from .doctor import model_image_size, prepare_inputs  # noqa: PLC0415
+    from ..preprocessing import model_image_size  # noqa: PLC0415
+    from .doctor import prepare_inputs  # noqa: PLC0415
 
     img = load_image(path, model_image_size(net, image_size))
     pre = getattr(net, "preprocessing", None) or {}

@@ -41,15 +41,13 @@ def _image_inputs(net, paths):
 
     from ..datasets import load_image  # noqa: PLC0415
     from ..errors import ShapeError  # noqa: PLC0415
+    from ..preprocessing import model_image_size  # noqa: PLC0415
 
     pre = net.preprocessing or {}
-    size = pre.get("image_size")
+    size = model_image_size(net, default=None)
     if size is None:
-        side = int(round(net.n_inputs**0.5))
-        if side * side != net.n_inputs:
-            raise ShapeError("this model does not take images", expected="a model trained on images",
-                             got=f"a model with {net.n_inputs} inputs (not a square image)", fix="pass CSV rows or numbers")
-        size = side
+        raise ShapeError("this model does not take images", expected="a model trained on images",
+                         got=f"a model with {net.n_inputs} inputs (not a square image)", fix="pass CSV rows or numbers")
     background = pre.get("background")
     rows, notes = [], []
     for path in paths:
