@@ -400,3 +400,15 @@ def test_sample_weighted_loss_gradients(loss, output):
         assert weighted.value(P, ones) == pytest.approx(base.value(P, T), rel=1e-12)
         per_row = [base.value(P[i : i + 1], T[i : i + 1]) for i in range(n)]
         assert weighted.value(P, np.column_stack([T, w])) == pytest.approx(np.dot(per_row, w) / n, rel=1e-12)
+
+
+def test_feature_names_in_from_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    X, y = load_digits(return_X_y=True)
+    columns = [f"pixel_{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X[:300], columns=columns)
+    clf = DialnetClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(frame, y[:300])
+    assert list(clf.feature_names_in_) == columns
+    assert clf.n_features_in_ == 64
+    with pytest.warns(UserWarning, match="feature names"):
+        clf.predict(X[:5])  # fitted with names, predicted without: scikit-learn's usual warning
