@@ -29,7 +29,7 @@ SIZES = [SIDE * SIDE, 256, 128, 10]
 
 def load_digits():
     """mnist-10k at 28x28, float32 in [0, 1]: ``(X_train, y_train, X_test, y_test)``."""
-    from dialnet import datasets  # noqa: PLC0415
+    from dialnet import data as datasets  # noqa: PLC0415
 
     ds = datasets.load("mnist-10k", image_size=SIDE)
     as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731

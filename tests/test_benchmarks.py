@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import dialnet as dn
-from dialnet.losses import CrossEntropy
-from dialnet.optimizers import FLAT
+from dialnet.core.losses import CrossEntropy
+from dialnet.train.optimizers import FLAT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # `benchmarks` is a top-level folder, not an installed package
@@ -165,7 +165,7 @@ def test_fused_softmax_cross_entropy_matches_the_general_formulas_even_where_p_u
 
 
 def test_the_finiteness_check_finds_every_bad_value_and_passes_huge_finite_ones(rng):
-    from dialnet.network import all_finite
+    from dialnet.core.network import all_finite
 
     for dtype in (np.float32, np.float64):
         X = rng.standard_normal((80, 90)).astype(dtype)  # large enough for the column-sum pass

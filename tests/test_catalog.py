@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import dialnet as dn
-from dialnet import io
+from dialnet.files import modelfile as io
 from dialnet.cli import main
 from dialnet.errors import ConfigError, DataError, DivergenceError, InvalidValueError, ModelFileError, ShapeError
 
@@ -204,7 +204,7 @@ API = [
     ("resume from a model file", lambda f: _net().fit(_X(), _y(), resume=f["model"]), ModelFileError, r"not a training checkpoint"),
 ]
 
-# data loaders (dialnet.datasets)
+# data loaders (dialnet.data)
 DATA = [
     ("data missing file", lambda f: _load_data(f, "missing.csv"), DataError, r"no such data set or file"),
     ("csv empty feature column", lambda f: _load_data(f, f["text.csv"]), DataError, r"column 'b' of text.csv has no values"),
@@ -224,7 +224,7 @@ DATA = [
 
 
 def _load_data(f, source, **kw):
-    from dialnet import datasets
+    from dialnet import data as datasets
 
     return datasets.load(source, **kw)
 

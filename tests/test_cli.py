@@ -99,7 +99,7 @@ def test_evaluate_prints_accuracy_per_class_and_confusion(digits):
 def test_predict_image_files_with_class_names(digits, tmp_path):
     from PIL import Image
 
-    from dialnet import datasets
+    from dialnet import data as datasets
 
     folder, _ = digits
     imgs = datasets.read_idx(os.path.join(datasets.BUNDLED, "mnist-10k", "t10k-images-idx3-ubyte.gz"))

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 import dialnet as dn
-from dialnet import datasets
-from dialnet.datasets import download, idx, images, tabular
+from dialnet import data as datasets
+from dialnet.data import download, idx, images, tabular
 from dialnet.errors import ConfigError, DataError, ModelFileError, ShapeError
-from dialnet.preprocessing import apply_preprocessing, fit_preprocessing, validate_preprocessing
+from dialnet.data.preprocessing import apply_preprocessing, fit_preprocessing, validate_preprocessing
 
 # ------------------------------------------------------------------ IDX
 
@@ -145,7 +145,7 @@ def test_bundled_data_ships_with_its_attribution():
     note = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
     assert "CC BY-SA 3.0" in note and "LeCun" in note and "MIT" in note
     pyproject = open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"), encoding="utf-8").read()
-    assert "datasets/data/mnist-10k/*" in pyproject
+    assert "data/bundled/mnist-10k/*" in pyproject
 
 
 # ------------------------------------------------------------------ CSV

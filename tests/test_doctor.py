@@ -9,7 +9,7 @@ import pytest
 
 import dialnet as dn
 from dialnet.cli import main
-from dialnet.doctor import DoctorCallback, DoctorWarning, check_loss_curve
+from dialnet.diagnose.doctor import DoctorCallback, DoctorWarning, check_loss_curve
 
 
 @pytest.fixture(scope="module")

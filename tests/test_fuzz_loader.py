@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dialnet as dn
-from dialnet import io
+from dialnet.files import modelfile as io
 
 MEMORY_LIMIT = 32 * 1024**2  # bytes traced per example; the valid file is ~2 KB
 FUZZ = settings(max_examples=600, deadline=None, derandomize=True, database=None,

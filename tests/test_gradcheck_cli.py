@@ -8,7 +8,7 @@ import numpy as np
 
 import dialnet as dn
 from dialnet.cli import main
-from dialnet.layers import Sigmoid
+from dialnet.core.layers import Sigmoid
 
 
 def test_every_dial_agrees_and_backprop_is_faster(capsys):
@@ -56,7 +56,7 @@ def test_regression_networks_get_real_valued_targets(capsys):
     assert main(["gradcheck", "--layers", "3,4,2", "--output", "identity", "--samples", "3"]) == 0
     assert "mse loss" in capsys.readouterr().out
     net = dn.mlp([3, 4, 2], output="identity", seed=0)
-    from dialnet.commands.gradcheck import random_batch
+    from dialnet.cli.gradcheck import random_batch
 
     X, y = random_batch(net, 5, 0)
     assert X.shape == (5, 3) and y.shape == (5, 2) and y.dtype == np.float64

@@ -1,7 +1,7 @@
 """Backprop against torch autograd and against turning the dials by hand.
 
 One property test draws random networks from the registries
-(``dialnet.layers.LAYERS``, ``dialnet.losses.LOSSES``): random widths,
+(``dialnet.core.layers.LAYERS``, ``dialnet.core.losses.LOSSES``): random widths,
 batch sizes from 1 up, every layer and every loss, fused and un-fused
 output heads. For each one, in float64:
 
@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dialnet as dn
-from dialnet import layers as L
-from dialnet import losses as LS
+from dialnet.core import layers as L
+from dialnet.core import losses as LS
 
 TORCH_TOL = 1e-10  # float64 backprop vs autograd: only rounding differs
 FD_TOL = 1e-6  # central differences: truncation ~h^2, rounding ~eps/h

@@ -7,7 +7,7 @@ import pytest
 
 import dialnet as dn
 from dialnet.cli import main
-from dialnet.inspect import trace, unit_health
+from dialnet.diagnose.trace import trace, unit_health
 
 
 def small_net(hidden="sigmoid", output="softmax", sizes=(16, 7, 5, 3), seed=0):

@@ -11,12 +11,12 @@ import pytest
 
 import dialnet as dn
 from dialnet.cli import main
-from dialnet.layers import Activation, Sigmoid
+from dialnet.core.layers import Activation, Sigmoid
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from dialnet.onnx import to_onnx_model, verify_onnx  # noqa: E402
+from dialnet.files.onnx import to_onnx_model, verify_onnx  # noqa: E402
 
 HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 OUTPUTS = ["softmax", "sigmoid", "identity", "tanh", "relu", "leaky_relu"]

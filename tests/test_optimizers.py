@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import dialnet as dn
-from dialnet.optimizers import get_optimizer, get_schedule
+from dialnet.train.optimizers import get_optimizer, get_schedule
 
 STEPS = 20
 TOL = 1e-12

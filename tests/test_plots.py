@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dialnet as dn
-from dialnet import plots
+from dialnet.diagnose import plots
 from dialnet.cli import main
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import dialnet as dn
-from dialnet import checkpoint as ckpt
+from dialnet.files import checkpoint as ckpt
+from dialnet.files import modelfile
 from dialnet.errors import DivergenceWarning, TrainingInterrupted
 
 
@@ -224,7 +225,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     import numpy as np
     import dialnet as dn
-    from dialnet import io
+    from dialnet.files import modelfile as io
 
     path, out, kill_step, kill_write = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     rng = np.random.default_rng(0)
@@ -287,14 +288,14 @@ def test_corrupt_checkpoint_fields_are_refused(tmp_path):
     path = tmp_path / "ck.safetensors"
     _net().fit(X, y, optimizer=dn.Adam(lr=0.01), checkpoint=path, checkpoint_every=2, epochs=1, batch_size=16, seed=0)
     net, state, arrays = ckpt.load(path)
-    tensors = {**dn.io.network_tensors(net), **{"checkpoint." + k: v for k, v in arrays.items()}}
-    meta = dn.io.network_metadata(net)
+    tensors = {**modelfile.network_tensors(net), **{"checkpoint." + k: v for k, v in arrays.items()}}
+    meta = modelfile.network_metadata(net)
     for field, value in [("epoch_rng_state", {"bit_generator": "os.system"}), ("total", float("nan")),
                          ("optimizer", {"name": "adam"}), ("history", {"history": {"loss": ["x"]}, "epochs": []}),
                          ("version", 99), ("dropout_rng_states", [{"bit_generator": "PCG64", "state": "junk"}])]:
         bad = dict(state, **{field: value})
         bad_path = tmp_path / f"bad-{field}.safetensors"
-        bad_path.write_bytes(dn.io.pack(tensors, dict(meta, checkpoint=bad)))
+        bad_path.write_bytes(modelfile.pack(tensors, dict(meta, checkpoint=bad)))
         with pytest.raises(dn.ModelFileError):
             _net().fit(X, y, optimizer=dn.Adam(lr=0.01), resume=bad_path, epochs=1, batch_size=16)
 

@@ -26,7 +26,7 @@ from sklearn.utils.estimator_checks import (
 
 import dialnet as dn
 from dialnet.errors import ConfigError, DataError, DialnetError
-from dialnet.losses import get_loss
+from dialnet.core.losses import get_loss
 from dialnet.sklearn import DialnetClassifier, DialnetRegressor, InputTypeError, ParameterError, _SampleWeighted
 
 FLOAT32_LIMITS = {

@@ -12,9 +12,10 @@ import re
 import numpy as np
 import pytest
 
-from dialnet import datasets, preprocessing
+from dialnet import data as datasets
+from dialnet.data import preprocessing
 from dialnet.cli import main
-from dialnet.datasets import tabular
+from dialnet.data import tabular
 from dialnet.errors import DataError
 
 
@@ -200,7 +201,7 @@ def test_mixed_image_folder(tmp_path, capsys):
 
 
 def test_data_defaults_differ_from_the_demo(tmp_path, capsys, monkeypatch):
-    from dialnet.commands import train
+    from dialnet.cli import train
 
     monkeypatch.chdir(tmp_path)
     _regression_csv(tmp_path / "h.csv", n=60)

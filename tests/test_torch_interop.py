@@ -14,7 +14,7 @@ from dialnet.cli import main
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from dialnet.torch_interop import from_torch_sequential, save_torch_state_dict, to_torch_sequential  # noqa: E402
+from dialnet.files.torch import from_torch_sequential, save_torch_state_dict, to_torch_sequential  # noqa: E402
 
 NETS = [
     ([4, 8, 3], "relu", "softmax", "float32", 0.0),

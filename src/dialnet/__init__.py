@@ -2,15 +2,24 @@
 
 Weights and biases are the dials; gradient descent turns them; backprop
 finds which way by the chain rule, layer by layer from the output back.
-Only NumPy is imported here, so ``import dialnet`` is fast.
+The package is a stack of layers that import only downward (see the
+README's Architecture section); this module re-exports the public names.
+Only NumPy is imported eagerly, so ``import dialnet`` is fast.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from . import backend, inspect, plots  # inspect: dn.inspect.trace(...); plots imports matplotlib only when drawing
-from . import datasets, preprocessing  # dn.datasets.load("mnist-10k"); scaling stored with the model
+from . import backend
+from . import data
+from ._version import __version__
+from .core.gradcheck import gradcheck
+from .core.layers import Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .core.losses import MSE, BinaryCrossEntropy, CrossEntropy
+from .data import preprocessing
+from .diagnose import plots
+from .diagnose import trace as inspect  # dn.inspect.trace(...), as before the move to diagnose/
+from .diagnose.doctor import DoctorCallback, doctor
+from .diagnose.trace import trace
 from .errors import (
     ConfigError,
     DataError,
@@ -22,22 +31,22 @@ from .errors import (
     ShapeError,
     TrainingInterrupted,
 )
-from .doctor import DoctorCallback, doctor
-from .gradcheck import gradcheck
-from .io import load
-from .layers import Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .losses import MSE, BinaryCrossEntropy, CrossEntropy
-from .network import Network, mlp
-from .onnx import export_onnx
-from .optimizers import SGD, Adam, AdamW, CosineLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR
-from .training import Callback, EarlyStopping, History
-from .torch_interop import from_torch_state_dict
+from .files.onnx import export_onnx
+from .model import Network, from_torch_sequential, from_torch_state_dict, load, mlp
+from .train.loop import Callback, EarlyStopping, History
+from .train.optimizers import SGD, Adam, AdamW, CosineLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR
+
+datasets = data  # the name before the redesign: dn.datasets.load("mnist-10k")
 
 __all__ = [
     "__version__",
     "backend",
+    "data",
     "datasets",
     "preprocessing",
+    "plots",
+    "inspect",
+    "trace",
     "BinaryCrossEntropy",
     "Callback",
     "ConfigError",
@@ -73,6 +82,7 @@ __all__ = [
     "Tanh",
     "export_onnx",
     "from_torch_state_dict",
+    "from_torch_sequential",
     "doctor",
     "gradcheck",
     "load",

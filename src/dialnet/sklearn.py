@@ -37,10 +37,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import backend
 from .errors import ConfigError, DataError, DialnetError
-from .losses import Loss, get_loss
-from .network import mlp
-from .optimizers import SGD, Adam, Optimizer, RMSprop
-from .training import Callback
+from .core.losses import Loss, get_loss
+from .model import mlp
+from .train.optimizers import SGD, Adam, Optimizer, RMSprop
+from .train.loop import Callback
 
 __all__ = ["DialnetClassifier", "DialnetRegressor", "ParameterError", "NotFittedError", "InputTypeError"]
 

@@ -1,0 +1,159 @@
+"""Draw a model's training and what it learned, as PNG files (needs matplotlib: the `plot` extra).
+
+Figures, each written to --out (default: plots/):
+  history.png     loss and accuracy per epoch, training and validation
+                  (from the history `dialnet train` stores in the model file)
+  confusion.png   which classes are mistaken for which, on DATA's test split
+  weights.png     each first-layer unit's input weights drawn as an image
+  certainty.png   the certainty per class for one input (--index of DATA, or --input)
+  gradients.png   ||dL/dW|| per layer over training: from the stored history
+                  if it was recorded, else from a short run of a fresh copy on DATA
+
+Examples:
+  dialnet plot model.safetensors mnist-10k
+  dialnet plot model.safetensors mnist-10k --only confusion,certainty --index 8
+  dialnet plot model.safetensors --only weights,history --out figures
+"""
+
+from __future__ import annotations
+
+HELP = "write PNG figures: history, confusion matrix, first-layer weights, certainty, gradient norms"
+
+KINDS = ("history", "confusion", "weights", "certainty", "gradients")
+
+
+def add_arguments(p):
+    from .doctor import add_data_arguments  # noqa: PLC0415
+
+    p.add_argument("model", help="a .safetensors model file")
+    p.add_argument("data", nargs="*", metavar="DATA", help="data for the confusion matrix, certainty and gradients")
+    p.add_argument("--out", default="plots", help="folder to write the PNGs into (default: plots)")
+    p.add_argument("--only", default=None, help="comma-separated figures to draw: " + ",".join(KINDS) + " (default: all that apply)")
+    p.add_argument("--index", type=int, default=0, help="row of DATA's test split for certainty.png (default: 0)")
+    p.add_argument("--input", default=None, help="an image, .npy or CSV row for certainty.png instead of a DATA row")
+    p.add_argument("--gradient-epochs", type=int, default=5,
+                   help="epochs of the fresh run that records gradient norms when the model file has none (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed for that run (default: 0)")
+    add_data_arguments(p)
+
+
+def _kinds(only):
+    from ..errors import ConfigError  # noqa: PLC0415
+
+    if only is None:
+        return list(KINDS), False
+    chosen = [k.strip() for k in only.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown or not chosen:
+        raise ConfigError("unknown figure in --only", expected="some of " + ", ".join(KINDS), got=repr(only),
+                          fix="e.g. --only history,confusion")
+    return chosen, True
+
+
+def _gradient_run(net, X, y, epochs, seed):
+    """Train a fresh, seeded copy of the architecture on (a sample of) X while recording gradient norms."""
+    import copy  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from ..diagnose.plots import GradientNormRecorder  # noqa: PLC0415
+
+    fresh = copy.deepcopy(net)
+    fresh.clear_cache()
+    fresh.history = None
+    fresh.reset_parameters(seed)
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), size=min(len(X), 2000), replace=False))
+    recorder = GradientNormRecorder(X[rows], y[rows], seed=seed)
+    fresh.fit(X[rows], y[rows], loss=net.default_loss(), epochs=epochs, seed=seed, callbacks=[recorder])
+    return recorder, len(rows)
+
+
+def run(args):
+    import os  # noqa: PLC0415
+
+    import dialnet as dn  # noqa: PLC0415
+
+    from ..diagnose import plots  # noqa: PLC0415
+    from ..diagnose.doctor import stored_history  # noqa: PLC0415
+    from ..errors import ConfigError, DataError, InvalidValueError  # noqa: PLC0415
+    from .doctor import load_data  # noqa: PLC0415
+    from .inspect import load_rows  # noqa: PLC0415
+
+    kinds, explicit = _kinds(args.only)
+    if args.gradient_epochs < 1:
+        raise InvalidValueError("--gradient-epochs must be at least 1", expected="e.g. 5", got=str(args.gradient_epochs),
+                                fix="pass --gradient-epochs 5")
+    net = dn.load(args.model)
+    names = getattr(net, "class_names", None)
+    history = stored_history(net)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder {args.out}", expected="a writable place", got=exc.strerror or str(exc),
+                          fix="pass another --out folder") from None
+
+    data = {}
+
+    def split(name):
+        if name not in data:
+            data[name] = load_data(net, args.data, name, args.target, args.image_size)
+        return data[name]
+
+    written, skipped = [], []
+
+    def cannot(kind, why, fix):
+        if explicit:
+            raise DataError(f"cannot draw {kind}.png: {why}", expected=None, got=None, fix=fix)
+        skipped.append(f"{kind}.png: {why} ({fix})")
+
+    for kind in kinds:
+        path = os.path.join(args.out, f"{kind}.png")
+        if kind == "history":
+            if not history or not history.get("loss"):
+                cannot(kind, "the model file holds no training history", "train and save it with `dialnet train`")
+                continue
+            plots.plot_history(history, path, title=f"Training history of {os.path.basename(args.model)}")
+        elif kind == "weights":
+            from ..diagnose.trace import image_shape  # noqa: PLC0415
+
+            if image_shape(net) is None:
+                cannot(kind, "the inputs are not an image", "it applies to image models such as the 625-input digits net")
+                continue
+            plots.plot_first_layer(net, path)
+        elif kind == "confusion":
+            if net.task != "classification":
+                cannot(kind, f"the model's task is {net.task}, not classification", "use a classifier")
+                continue
+            if not args.data:
+                cannot(kind, "no DATA given", "pass DATA, e.g. mnist-10k")
+                continue
+            X, y, data_names, what = split("test")
+            plots.plot_confusion_matrix(y, net.predict(X), class_names=names or data_names, path=path,
+                                        title=f"Confusion matrix on {what}")
+        elif kind == "certainty":
+            if args.input:
+                X, y, what = load_rows(net, [args.input], None, args.target, args.image_size)
+            elif args.data:
+                X, y, what = load_rows(net, args.data, args.index, args.target, args.image_size)
+            else:
+                cannot(kind, "no input given", "pass DATA (and --index) or --input FILE")
+                continue
+            plots.plot_certainty(net, X[0], path, label=None if y is None else int(y[0]), class_names=names)
+        elif kind == "gradients":
+            if history and "grad_norm_1" in history:
+                plots.plot_gradient_norms(history, path, title="Gradient norm per layer over training (recorded in fit)")
+            elif args.data:
+                X, y, _n, what = split("train")
+                recorder, n = _gradient_run(net, X, y, args.gradient_epochs, args.seed)
+                plots.plot_gradient_norms(recorder, path, title=f"Gradient norm per layer: a fresh {'-'.join(map(str, net.sizes))} "
+                                          f"trained {args.gradient_epochs} epochs on {n} rows")
+            else:
+                cannot(kind, "the model file has no recorded gradient norms and no DATA was given",
+                       "pass DATA to record them on a short fresh run")
+                continue
+        written.append(path)
+    for path in written:
+        print(f"wrote {path}")
+    for line in skipped:
+        print(f"skipped {line}")
+    return 0
