@@ -66,8 +66,8 @@ from .trace import FLAT_SLOPE, STUCK_SHARE, trace, unit_health
 from ..core.layers import Dense
 from ..core.losses import get_loss
 from ..core.network import Network
-from ..train.loop import Callback, History, evaluate_network, fit
-from ..train.optimizers import Adam, get_optimizer
+from ..train import Callback, History, evaluate_network, fit
+from ..train import Adam, get_optimizer
 
 INPUT_RMS_HIGH = 3.0
 INPUT_RMS_LOW = 0.01

@@ -21,7 +21,7 @@ from .. import backend
 from ..errors import ConfigError, DataError, ShapeError, type_name
 from ..core.layers import Dense
 from ..core.losses import get_loss
-from ..train.loop import Callback, History
+from ..train import Callback, History
 from .doctor import clean_history, stored_history
 from .trace import image_shape as guess
 
