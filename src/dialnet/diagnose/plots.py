@@ -22,7 +22,7 @@ from ..errors import ConfigError, DataError, ShapeError, type_name
 from ..core.layers import Dense
 from ..core.losses import get_loss
 from ..train import Callback, History
-from .doctor import clean_history, stored_history
+from .history import clean_history, stored_history
 from .trace import image_shape as guess
 
 GRAD_NORM_KEY = "grad_norm_{}"  # history key per Dense layer (1-based), one value per epoch
