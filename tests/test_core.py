@@ -1,11 +1,17 @@
-"""The core contract: sizes and counts, seeds, clear errors on bad input, model files, dropout."""
+"""The core contract: sizes and counts, seeds, clear errors on bad input, model files, dropout,
+and the fast paths (flat parameter storage, fused softmax + cross-entropy, the finiteness check)."""
 
 from __future__ import annotations
+
+import copy
+import warnings
 
 import numpy as np
 import pytest
 
 import dialnet as dn
+from dialnet.core.losses import CrossEntropy
+from dialnet.core.network import all_finite
 from dialnet.errors import DialnetError
 
 # ------------------------------------------------------- the running example
@@ -266,3 +272,81 @@ def test_dropout_is_seeded_and_scales_what_it_keeps(rng):
     assert np.allclose(out[out != 0], 1 / 0.75)
     assert abs(out.mean() - 1.0) < 0.05  # inverted dropout keeps the expected activation
     assert layer.forward(x) is x  # inference: the identity, no copy, no rescaling
+
+
+# ------------------------------------------- fast paths keep the math exact
+
+
+def _net(dtype="float64", activation="sigmoid"):
+    return dn.mlp([6, 5, 4, 3], activation=activation, seed=0, dtype=dtype)
+
+
+def test_parameters_and_gradients_are_views_of_one_flat_array_each():
+    net = _net()
+    params, grads = net.parameters(), net.gradients()
+    assert params.flat is not None and grads.flat is not None
+    assert params.flat.size == net.count_parameters() == grads.flat.size
+    for p in params:
+        assert np.shares_memory(p, params.flat)
+    net.layers[0].weights[0, 0] = 7.0
+    assert 7.0 in params.flat
+    for clone in (copy.deepcopy(net), net.astype("float32")):  # copies get storage of their own
+        cp = clone.parameters()
+        assert cp.flat is not None and not np.shares_memory(cp.flat, params.flat)
+        cp[0][...] = 0.0
+    assert net.layers[0].weights[0, 0] == 7.0
+    net.layers[0].weights = net.layers[0].weights.copy()  # replaced by hand: no flat array any more
+    assert net.parameters().flat is None
+
+
+def test_fused_softmax_cross_entropy_matches_the_general_formulas_even_where_p_underflows(rng):
+    net = dn.Network([dn.Dense(4, 3), dn.Softmax()], seed=0, dtype="float64")
+    X = rng.standard_normal((6, 4))
+    net.layers[0].weights[...] = rng.standard_normal((4, 3)) * 300  # logits far apart: exp underflows
+    y = np.array([0, 1, 2, 0, 1, 2])
+    loss = CrossEntropy()
+    Y = loss.prepare(y, 6, 3, np.float64)
+    P = net._forward(net._check_X(X))
+    softmax = net.layers[-1]
+    value, delta = loss.value_and_delta(P, Y, head=softmax, out=np.empty((6, 3)))
+    assert np.isfinite(value) and value == pytest.approx(loss.value_from_logits(softmax.z, Y), rel=1e-12)
+    assert np.allclose(delta, loss.delta_logits(softmax.a, Y), rtol=0, atol=1e-15)
+    assert loss.value_and_delta(P, Y, head=softmax, need_delta=False) == (value, None)
+
+
+def test_the_finiteness_check_finds_every_bad_value_and_passes_huge_finite_ones(rng):
+    for dtype in (np.float32, np.float64):
+        X = rng.standard_normal((80, 90)).astype(dtype)  # large enough for the column-sum pass
+        assert all_finite(X)
+        for bad in (np.nan, np.inf, -np.inf):
+            Y = X.copy()
+            Y[37, 5] = bad
+            assert not all_finite(Y)
+            Y[38, 5] = -Y[37, 5]  # inf - inf in the same column sum is NaN: still caught
+            assert not all_finite(Y)
+        X[:, 3] = np.finfo(dtype).max  # the column sum overflows, the values are fine
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert all_finite(X)
+
+
+def test_sigmoid_saturates_without_warnings_and_keeps_its_values():
+    z = np.array([[-1e4, -700.0, -100.0, -30.0, 0.0, 30.0, 1e4]])
+    for dtype in (np.float32, np.float64):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            a = dn.Sigmoid().forward(z.astype(dtype))
+        exact = (1 / (1 + np.exp(-z.astype(np.longdouble)))).astype(np.float64)  # extended range: no overflow
+        tiny = np.finfo(dtype).tiny
+        assert np.all(np.isfinite(a)) and np.all((a >= 0) & (a <= 1))
+        big = exact > tiny
+        assert np.allclose(a[big], exact[big], rtol=4 * np.finfo(dtype).eps, atol=0)
+        assert np.all(a[~big] <= tiny)
+
+
+def test_gradcheck_of_the_seed_network_after_training_steps(rng):
+    net = dn.mlp([625, 20, 20, 10], activation="sigmoid", seed=0)
+    X = rng.standard_normal((64, 625)).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    net.fit(X, y, optimizer=dn.SGD(lr=0.1), epochs=2, batch_size=1, shuffle=False)
+    assert dn.gradcheck(net, "cross_entropy", X[:3], y[:3], max_dials=40) < 1e-6

@@ -181,7 +181,7 @@ def torch_reference(torch, net, loss, X, y):
     for layer in net.layers:
         logits = out
         out = TORCH_LAYERS[type(layer)](torch, layer, out, params)
-    value = TORCH_LOSSES[type(loss)](torch, out, logits, y, net._fused(loss))
+    value = TORCH_LOSSES[type(loss)](torch, out, logits, y, loss.fuses(net.layers[-1]))
     value.backward()
     return value.item(), [leaf.grad.numpy() for leaf in leaves], Xt.grad.numpy()
 

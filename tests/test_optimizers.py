@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import dialnet as dn
-from dialnet.train.optimizers import get_optimizer, get_schedule
+from dialnet.train.optimizers import FLAT, get_optimizer
+from dialnet.train.schedules import get_schedule
 
 STEPS = 20
 TOL = 1e-12
@@ -241,3 +242,49 @@ def test_unknown_optimizer_and_schedule_names():
     with pytest.raises(ValueError, match="unknown learning-rate schedule 'linear'"):
         get_schedule("linear")
     assert get_optimizer("sgd", lr=0.3).lr == 0.3
+
+
+def _net():
+    return dn.mlp([6, 5, 4, 3], activation="sigmoid", seed=0, dtype="float64")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: dn.SGD(lr=0.1),
+    lambda: dn.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    lambda: dn.SGD(lr=0.1, momentum=0.5, dampening=0.3),
+    lambda: dn.Adam(lr=0.01, weight_decay=1e-3),
+    lambda: dn.AdamW(lr=0.01),
+    lambda: dn.RMSprop(lr=0.01, momentum=0.9, centered=True),
+], ids=["sgd", "nesterov", "dampening", "adam", "adamw", "rmsprop"])
+def test_flat_update_gives_the_same_bits_and_state_as_one_array_at_a_time(make, rng):
+    net = _net()
+    flat_params, flat_grads = net.parameters(), net.gradients()
+    plain_params = [p.copy() for p in flat_params]
+    flat_opt, plain_opt = make(), make()
+    for _ in range(3):
+        for g in flat_grads:
+            g[...] = rng.standard_normal(g.shape)
+        flat_opt.step(flat_params, flat_grads)
+        plain_opt.step(plain_params, [g.copy() for g in flat_grads])
+    assert FLAT in flat_opt.state
+    for a, b in zip(flat_params, plain_params):
+        assert np.array_equal(a, b)
+    flat_state, plain_state = flat_opt.state_arrays(), plain_opt.state_arrays()
+    assert flat_state.keys() == plain_state.keys()
+    for key in plain_state:
+        assert np.array_equal(flat_state[key], plain_state[key])
+    # a checkpoint's per-position state goes back into flat form and continues identically
+    resumed = make()
+    resumed.load_state_arrays(plain_state, plain_opt.t)
+    grads = [rng.standard_normal(g.shape) for g in flat_grads]
+    for g, new in zip(flat_grads, grads):
+        g[...] = new
+    before = [p.copy() for p in flat_params]
+    resumed.step(flat_params, flat_grads)
+    plain_opt.step(plain_params, grads)
+    for a, b in zip(flat_params, plain_params):
+        assert np.array_equal(a, b)
+    for p, saved in zip(flat_params, before):
+        p[...] = saved
+    resumed.step(plain_params, grads)  # and back to one array at a time
+    assert FLAT not in resumed.state

@@ -14,12 +14,18 @@ class                  raised for                                   also a
 ``DivergenceError``    a non-finite loss or gradient in training    ``FloatingPointError``
 =====================  ===========================================  ======================
 
+``check_positive_int`` and ``check_number`` are the checks of counts and
+settings every layer shares (one wording for each message).
+
 Not errors: ``DivergenceWarning`` (training stopped on divergence with
 ``on_divergence="stop"``) and ``TrainingInterrupted`` (Ctrl-C after a
 checkpoint was written; a ``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
+
+import math
+import numbers
 
 
 class DialnetError(Exception):
@@ -129,3 +135,46 @@ def type_name(value) -> str:
     if shape is not None:
         return f"{type(value).__name__} of shape {tuple(shape)} and dtype {getattr(value, 'dtype', '?')}"
     return f"{type(value).__name__} {value!r}"[:200]
+
+
+# ------------------------------------------------------------- shared checks
+# Every layer checks a few kinds of numbers the same way: the checks live
+# here, at the floor, so each message is written once.
+
+
+def check_positive_int(value, name, fix=None) -> int:
+    """``value`` as an ``int`` >= 1, or an :class:`InvalidValueError` naming ``name``.
+
+    ``True``/``False`` and floats are refused even when they equal a whole
+    number: a flag or a fraction passed as a count is a mistake.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidValueError(
+            f"{name} must be a positive integer",
+            expected="an int >= 1",
+            got=repr(value),
+            fix=fix or f"pass a whole number >= 1 for {name}",
+        )
+    return int(value)
+
+
+def check_number(name, value, low=0.0, high=None, low_open=False) -> float:
+    """``value`` as a finite float with ``low <= value`` (``<`` with ``low_open``) and ``value < high``.
+
+    For settings such as a learning rate, a momentum or a decay factor; the
+    error names the setting and the range.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    bad = not math.isfinite(number) or number < low or (low_open and number == low) or (high is not None and number >= high)
+    if bad:
+        bounds = f"{'>' if low_open else '>='} {low}" + (f" and < {high}" if high is not None else "")
+        raise InvalidValueError(
+            f"setting {name} is out of range",
+            expected=f"a number {bounds}",
+            got=repr(value),
+            fix=f"choose a valid {name}",
+        )
+    return number

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .core import network as _core
 from .files import modelfile
 from .files import torch as _torch
-from .train.loop import evaluate_network, fit
+from .train import evaluate_network, fit
 
 
 class Network(_core.Network):

@@ -15,22 +15,20 @@ import numpy as np
 
 from .. import backend
 from ..errors import InvalidValueError
-from .losses import get_loss
+from .losses import check_sample_weight, get_loss
 
 
-def _loss_value(net, X, Y, loss):
-    P = net._forward(X)
-    if net._fused(loss):
-        return loss.value_from_logits(net.layers[-1].z, Y)
-    return loss.value(P, Y)
+def _loss_value(net, X, Y, loss, sample_weight=None):
+    """The loss alone, by the same loss step backprop takes (a forward pass, no backward)."""
+    return net._loss_step(net._forward(X), Y, loss, sample_weight, need_delta=False)[0]
 
 
-def numerical_gradients(net, loss, X, Y, eps=1e-6, indices=None):
+def numerical_gradients(net, loss, X, Y, eps=1e-6, indices=None, sample_weight=None):
     """Central differences for every dial (or the chosen ``indices`` per array).
 
-    ``X`` and ``Y`` must already be validated (see :meth:`Network._check_X`
-    and ``loss.prepare``). Returns one array per parameter, NaN where a
-    dial was not turned.
+    ``X``, ``Y`` and ``sample_weight`` must already be validated (see
+    :meth:`Network._check_X`, ``loss.prepare`` and ``check_sample_weight``).
+    Returns one array per parameter, NaN where a dial was not turned.
     """
     out = []
     for k, p in enumerate(net.parameters()):
@@ -40,9 +38,9 @@ def numerical_gradients(net, loss, X, Y, eps=1e-6, indices=None):
         for i in which:
             old = flat[i].item()
             flat[i] = old + eps
-            up = _loss_value(net, X, Y, loss)
+            up = _loss_value(net, X, Y, loss, sample_weight)
             flat[i] = old - eps
-            down = _loss_value(net, X, Y, loss)
+            down = _loss_value(net, X, Y, loss, sample_weight)
             flat[i] = old
             g.reshape(-1)[i] = (up - down) / (2 * eps)
         out.append(g)
@@ -76,7 +74,7 @@ class GradcheckResult(float):
         return self.numeric_seconds / max(self.backprop_seconds, 1e-12)
 
 
-def gradcheck(net, loss, X, y, eps=None, max_dials=None, seed=0, dtype="float64"):
+def gradcheck(net, loss, X, y, eps=None, max_dials=None, seed=0, dtype="float64", sample_weight=None):
     """Compare backprop's gradients with central differences on every dial.
 
     Parameters
@@ -93,6 +91,8 @@ def gradcheck(net, loss, X, y, eps=None, max_dials=None, seed=0, dtype="float64"
         Check a copy of the network in this dtype (float64 by default, since
         float32 differences are too coarse to compare closely); None checks
         the network as it is.
+    sample_weight : array-like of shape (n,), optional
+        Check the weighted loss ``sum_i w_i l_i / sum_i w_i``.
 
     Returns
     -------
@@ -110,9 +110,10 @@ def gradcheck(net, loss, X, y, eps=None, max_dials=None, seed=0, dtype="float64"
         raise InvalidValueError("eps must be > 0", expected="a small positive step such as 1e-6", got=repr(eps), fix="leave eps out")
     Xc = net._check_X(X)
     Y = loss.prepare(y, Xc.shape[0], net.n_outputs, net.dtype)
+    w = check_sample_weight(sample_weight, Xc.shape[0], net.dtype)
 
     t0 = time.perf_counter()
-    net._backprop(Xc, Y, loss, training=False)
+    net._backprop(Xc, Y, loss, False, w)
     backprop_seconds = time.perf_counter() - t0
     analytic = [backend.to_numpy(g).astype(np.float64).copy() for g in net.gradients()]
 
@@ -123,7 +124,7 @@ def gradcheck(net, loss, X, y, eps=None, max_dials=None, seed=0, dtype="float64"
             np.sort(rng.choice(p.size, size=min(int(max_dials), p.size), replace=False)) for p in net.parameters()
         ]
     t0 = time.perf_counter()
-    numeric = numerical_gradients(net, loss, Xc, Y, eps=eps, indices=indices)
+    numeric = numerical_gradients(net, loss, Xc, Y, eps=eps, indices=indices, sample_weight=w)
     numeric_seconds = time.perf_counter() - t0
 
     errors = []

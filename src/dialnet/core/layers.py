@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from .. import backend
-from ..errors import ConfigError, InvalidValueError
+from ..errors import ConfigError, InvalidValueError, check_positive_int
 from .init import AUTO_FOR_ACTIVATION, get_initializer
 
 
@@ -54,6 +54,18 @@ def exp_limit(dtype):
     return _exp_limit(np.dtype(dtype), backend.name)
 
 
+def reuse_buffer(buffers: dict, key, shape, dtype):
+    """The array ``buffers[key]``, made anew only when ``shape`` or ``dtype`` changed.
+
+    Layers and losses write their outputs into such buffers, so a training
+    step at a steady batch size allocates nothing.
+    """
+    buf = buffers.get(key)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = buffers[key] = backend.xp.empty(shape, dtype=dtype)
+    return buf
+
+
 class Layer:
     """Base class: a forward/backward pair with no parameters."""
 
@@ -64,11 +76,7 @@ class Layer:
         self._buffers = {}
 
     def _buffer(self, key, shape, dtype):
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = backend.xp.empty(shape, dtype=dtype)
-            self._buffers[key] = buf
-        return buf
+        return reuse_buffer(self._buffers, key, shape, dtype)
 
     def _ones(self, n, dtype):
         """A vector of ``n`` ones, kept: sums written as products with it run in BLAS."""
@@ -105,17 +113,6 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InvalidValueError(
-            f"{what} must be a positive integer",
-            expected="an int >= 1",
-            got=repr(value),
-            fix=f"pass a positive whole number for {what}",
-        )
-    return int(value)
-
-
 class Dense(Layer):
     """A fully connected layer: ``Z = X @ W + b``, ``W`` of shape (n_in, n_out).
 
@@ -129,8 +126,8 @@ class Dense(Layer):
 
     def __init__(self, n_in, n_out, init="auto", seed=None, dtype="float32"):
         super().__init__()
-        self.n_in = _positive_int(n_in, "n_in")
-        self.n_out = _positive_int(n_out, "n_out")
+        self.n_in = check_positive_int(n_in, "n_in")
+        self.n_out = check_positive_int(n_out, "n_out")
         if init != "auto":
             get_initializer(init)  # fail early on an unknown name
         self.init = init

@@ -2,11 +2,16 @@
 
 Each loss is a small class with ``value`` (the cost) and ``delta`` (its
 gradient with respect to the network output), in the manner of Nielsen's
-``network2.py``. ``prepare`` checks and converts targets once per fit, so
-the hot path never re-validates. Losses that pair with an output
-activation (softmax + cross-entropy, sigmoid + binary cross-entropy) also
-give the fused gradient with respect to the logits, which is cheaper and
-numerically exact.
+``network2.py``, plus ``per_sample`` (one value per row, for weighting).
+``prepare`` checks and converts targets once per fit, so the hot path never
+re-validates. Losses that pair with an output activation (softmax +
+cross-entropy, sigmoid + binary cross-entropy) also have the fused forms,
+from the logits ``z``: cheaper, and numerically exact.
+
+:meth:`Loss.value_and_delta` is the one loss step everything calls
+(backprop, training, evaluation, gradcheck, trace, the scikit-learn
+estimators): it picks the fused or the plain form from the output layer it
+is given, and takes per-sample weights.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import ConfigError, DataError, ShapeError, type_name
-from .layers import constant
+from .layers import constant, reuse_buffer
 
 
 def _as_2d_targets(y, n, n_out, dtype, loss_name):
@@ -83,13 +88,52 @@ def check_labels(y, n, n_classes):
     return labels
 
 
-def is_label_vector(y) -> bool:
-    y = np.asarray(y)
-    return y.ndim == 1
+def check_sample_weight(sample_weight, n, dtype):
+    """Per-row weights as an array of ``dtype`` (None passes through): ``n`` finite numbers >= 0, not all 0."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ShapeError(
+            "sample_weight does not match the rows",
+            expected=f"a 1-D array of {n} weights, one per row of X",
+            got=type_name(w),
+            fix="pass one weight per sample, or leave sample_weight out",
+        )
+    if w.dtype.kind not in "fiub":
+        raise DataError(
+            "sample weights are not numbers",
+            expected="a numeric array",
+            got=f"dtype {w.dtype}",
+            fix="pass numbers such as 1.0 (normal) and 2.0 (counts twice)",
+        )
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise DataError(
+            "sample weights must be finite and >= 0",
+            expected="finite numbers >= 0",
+            got=f"values from {np.nanmin(w)} to {np.nanmax(w)}" if n and not np.isnan(w).all() else "NaN",
+            fix="drop the rows with missing weights, and use 0 to leave a row out",
+        )
+    if n and not w.sum() > 0:
+        raise DataError(
+            "all sample weights are zero",
+            expected="sample weights with at least one non-zero number",
+            got=f"{n} zero weights",
+            fix="give the rows to learn from a positive weight",
+        )
+    return backend.xp.asarray(w.astype(dtype))
 
 
 class Loss:
-    """Base class: ``value(P, Y)`` and ``delta(P, Y) = dL/dP``."""
+    """Base class: ``value(P, Y)``, ``per_sample(P, Y)`` and ``delta(P, Y) = dL/dP``.
+
+    ``P`` is the network's output (batch first), ``Y`` the targets as
+    :meth:`prepare` returned them. ``value`` is the mean of ``per_sample``.
+    A loss that fuses with an output activation names it in ``fuses_with``
+    and adds ``value_from_logits``, ``per_sample_from_logits`` and
+    ``delta_logits = dL/dz`` (``z``: that activation's input).
+    """
 
     name = "loss"
     fuses_with = None  # name of the output activation this loss fuses with
@@ -99,18 +143,76 @@ class Loss:
         raise NotImplementedError
 
     def value(self, P, Y) -> float:
+        return float(self.per_sample(P, Y).mean())
+
+    def per_sample(self, P, Y):
+        """One loss value per row (shape ``(n,)``); their mean is :meth:`value`."""
         raise NotImplementedError
 
-    def delta(self, P, Y):
+    def delta(self, P, Y, out=None):
         raise NotImplementedError
 
-    def value_and_delta_logits(self, layer, Y, out=None):
-        """The fused training step for the output ``layer`` it pairs with (after that layer's forward).
+    def fuses(self, head) -> bool:
+        """True when this loss takes over the backward step of the output layer ``head``."""
+        return self.fuses_with is not None and getattr(head, "name", None) == self.fuses_with
 
-        Returns the loss value and ``dL/dz``, the gradient with respect to
-        the layer's input ``z``, written into ``out``.
+    # ------------------------------------------------------ the one step
+
+    def value_and_delta(self, outputs, targets, sample_weight=None, *, head=None, out=None, need_delta=True):
+        """The loss step: the loss value and the error signal that starts the backward pass.
+
+        Parameters
+        ----------
+        outputs : array (n, n_out)
+            The network's outputs ``P`` (after a forward pass).
+        targets : array
+            As :meth:`prepare` returned them.
+        sample_weight : array (n,), optional
+            One weight per row: the value is the weighted mean
+            ``sum_i w_i l_i / sum_i w_i`` (0 for a batch whose weights are
+            all 0), so each row's gradient is scaled by ``w_i / sum(w)``.
+        head : Layer, optional
+            The output layer, after its forward pass. When this loss fuses
+            with it (:meth:`fuses`), the value comes from the logits and the
+            delta is ``dL/dz`` at the head's *input*: the head's own backward
+            is then skipped. Otherwise the delta is ``dL/dP``.
+        out : array, optional
+            Where to write the delta (a reused buffer).
+        need_delta : bool
+            False for the value alone (evaluation, finite differences).
+
+        Returns
+        -------
+        (float, array or None)
         """
-        return self.value_from_logits(layer.z, Y), self.delta_logits(layer.a, Y, out=out)
+        fused = self.fuses(head)
+        if sample_weight is not None:
+            return self._weighted_step(outputs, targets, sample_weight, head if fused else None, out, need_delta)
+        if fused:
+            return self._fused_step(head, targets, out, need_delta)
+        value = self.value(outputs, targets)
+        return value, (self.delta(outputs, targets, out=out) if need_delta else None)
+
+    def _fused_step(self, head, Y, out, need_delta):
+        value = self.value_from_logits(head.z, Y)
+        return value, (self.delta_logits(head.a, Y, out=out) if need_delta else None)
+
+    def _weighted_step(self, P, Y, w, head, out, need_delta):
+        xp = backend.xp
+        n = P.shape[0]
+        total = float(w.sum())
+        norm = total if total > 0 else 1.0  # rows that all weigh 0 teach nothing: value 0, delta 0
+        per_row = self.per_sample(P, Y) if head is None else self.per_sample_from_logits(head.z, Y)
+        value = float(xp.dot(per_row, w)) / norm
+        if not need_delta:
+            return value, None
+        d = self.delta(P, Y, out=out) if head is None else self.delta_logits(head.a, Y, out=out)
+        # the mean's delta carries a factor 1/n per row; the weighted mean's carries w_i / sum(w)
+        d *= (w * (n / norm))[:, None]
+        return value, d
+
+    def _buffer(self, key, shape, dtype):
+        return reuse_buffer(self.__dict__.setdefault("_buffers", {}), key, shape, dtype)
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -119,9 +221,9 @@ class Loss:
 class MSE(Loss):
     """``L = mean((P - Y)**2)`` over all elements, like ``torch.nn.MSELoss``.
 
-    ``delta = 2 (P - Y) / P.size``. Integer labels become one-hot rows, so
-    the classic recipe (sigmoid outputs, one-hot targets, squared error)
-    works on class labels directly.
+    ``delta = 2 (P - Y) / P.size``; per sample, the mean over the outputs.
+    Integer labels become one-hot rows, so the classic recipe (sigmoid
+    outputs, one-hot targets, squared error) works on class labels directly.
     """
 
     name = "mse"
@@ -138,6 +240,10 @@ class MSE(Loss):
     def value(self, P, Y):
         diff = P - Y
         return float((diff * diff).mean())
+
+    def per_sample(self, P, Y):
+        diff = P - Y
+        return (diff * diff).mean(axis=1)
 
     def delta(self, P, Y, out=None):
         out = backend.xp.subtract(P, Y, out=out)
@@ -178,13 +284,17 @@ class CrossEntropy(Loss):
             return A[backend.xp.arange(A.shape[0]), Y]
         return (A * Y).sum(axis=1)
 
-    def value_from_logits(self, Z, Y):
+    def per_sample_from_logits(self, Z, Y):
+        """``logsumexp(z) * sum(y) - sum(y * z)`` per row (``logsumexp(z) - z[true]`` for labels)."""
         xp = backend.xp
         m = Z.max(axis=1, keepdims=True)
         lse = xp.log(xp.exp(Z - m).sum(axis=1)) + m[:, 0]
         if Y.ndim == 1:
-            return float((lse - self._true_term(Z, Y)).mean())
-        return float((lse * Y.sum(axis=1) - self._true_term(Z, Y)).mean())
+            return lse - self._true_term(Z, Y)
+        return lse * Y.sum(axis=1) - self._true_term(Z, Y)
+
+    def value_from_logits(self, Z, Y):
+        return float(self.per_sample_from_logits(Z, Y).mean())
 
     def delta_logits(self, P, Y, out=None):
         xp = backend.xp
@@ -202,7 +312,7 @@ class CrossEntropy(Loss):
         out *= 1.0 / n
         return out
 
-    def value_and_delta_logits(self, softmax, Y, out=None):
+    def _fused_step(self, softmax, Y, out, need_delta):
         """Softmax + cross-entropy in one step, for integer labels (other targets: the general formulas).
 
         The labels become one-hot rows ``T`` once, used twice. The value is
@@ -212,7 +322,7 @@ class CrossEntropy(Loss):
         cancellation). The gradient is ``dL/dz = (p - T) / n``.
         """
         if Y.ndim != 1 or getattr(softmax, "shifted", None) is None:
-            return super().value_and_delta_logits(softmax, Y, out)
+            return super()._fused_step(softmax, Y, out, need_delta)
         xp = backend.xp
         P = softmax.a
         n = P.shape[0]
@@ -220,16 +330,11 @@ class CrossEntropy(Loss):
         log_s = self._buffer("log_s", softmax.row_sum.shape, P.dtype)
         xp.log(softmax.row_sum, out=log_s)
         value = (float(xp.add.reduce(log_s)) - float(xp.vdot(softmax.shifted, T))) / n
+        if not need_delta:
+            return value, None
         out = xp.subtract(P, T, out=out)
         xp.multiply(out, constant(1.0 / n, P.dtype), out=out)
         return value, out
-
-    def _buffer(self, key, shape, dtype):
-        buffers = self.__dict__.setdefault("_buffers", {})
-        buf = buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = buffers[key] = backend.xp.empty(shape, dtype=dtype)
-        return buf
 
     def _one_hot(self, labels, shape, dtype):
         """Rows with a 1 in each label's column: one comparison of the labels against 0..K-1."""
@@ -241,11 +346,13 @@ class CrossEntropy(Loss):
         xp.equal(labels[:, None], classes, out=T)
         return T
 
-    def value(self, P, Y):
+    def per_sample(self, P, Y):
         xp = backend.xp
-        tiny = np.finfo(P.dtype).tiny
-        logp = xp.log(xp.maximum(P, tiny))
-        return float(-self._true_term(logp, Y).mean())
+        logp = xp.log(xp.maximum(P, np.finfo(P.dtype).tiny))
+        return -self._true_term(logp, Y)
+
+    def value(self, P, Y):
+        return float(self.per_sample(P, Y).mean())
 
     def delta(self, P, Y, out=None):
         xp = backend.xp
@@ -265,8 +372,9 @@ class CrossEntropy(Loss):
 class BinaryCrossEntropy(Loss):
     """``L = mean of -(y log p + (1 - y) log(1 - p))`` over all elements, like ``torch.nn.BCELoss``.
 
-    For multi-label outputs (one sigmoid per label). Fused with a sigmoid
-    output: value by the stable softplus form, ``dL/dz = (p - y) / P.size``.
+    For multi-label outputs (one sigmoid per label); per sample, the mean
+    over the outputs. Fused with a sigmoid output: value by the stable
+    softplus form, ``dL/dz = (p - y) / P.size``.
     """
 
     name = "binary_cross_entropy"
@@ -283,22 +391,35 @@ class BinaryCrossEntropy(Loss):
             )
         return backend.xp.asarray(Y)
 
-    def value_from_logits(self, Z, Y):
+    @staticmethod
+    def _logit_terms(Z, Y):
         xp = backend.xp
         # -(y log s(z) + (1-y) log(1-s(z))) = max(z,0) - z y + log(1 + exp(-|z|))
-        terms = xp.maximum(Z, 0) - Z * Y + xp.log1p(xp.exp(-xp.abs(Z)))
-        return float(terms.mean())
+        return xp.maximum(Z, 0) - Z * Y + xp.log1p(xp.exp(-xp.abs(Z)))
+
+    def value_from_logits(self, Z, Y):
+        return float(self._logit_terms(Z, Y).mean())
+
+    def per_sample_from_logits(self, Z, Y):
+        return self._logit_terms(Z, Y).mean(axis=1)
 
     def delta_logits(self, P, Y, out=None):
         out = backend.xp.subtract(P, Y, out=out)
         out *= 1.0 / P.size
         return out
 
-    def value(self, P, Y):
+    @staticmethod
+    def _terms(P, Y):
         xp = backend.xp
         eps = np.finfo(P.dtype).eps
         Pc = xp.clip(P, eps, 1 - eps)
-        return float(-(Y * xp.log(Pc) + (1 - Y) * xp.log1p(-Pc)).mean())
+        return -(Y * xp.log(Pc) + (1 - Y) * xp.log1p(-Pc))
+
+    def value(self, P, Y):
+        return float(self._terms(P, Y).mean())
+
+    def per_sample(self, P, Y):
+        return self._terms(P, Y).mean(axis=1)
 
     def delta(self, P, Y, out=None):
         xp = backend.xp

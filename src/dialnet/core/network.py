@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..errors import ConfigError, InvalidValueError, ShapeError, type_name
 from .layers import Dense, Dropout, Layer, auto_init_for, get_activation
-from .losses import get_loss
+from .losses import check_sample_weight, get_loss
 
 TASKS = ("classification", "binary", "multilabel", "regression")
 
@@ -315,36 +315,46 @@ class Network:
             d = layer.backward(d, need_dx=True)
         return d.copy()
 
-    def _fused(self, loss):
-        return loss.fuses_with is not None and loss.fuses_with == self.layers[-1].name
+    def _loss_step(self, P, Y, loss, sample_weight=None, need_delta=True):
+        """The loss step after a forward pass that returned ``P``: ``(value, delta, last)``.
 
-    def _backprop(self, X, Y, loss, training):
-        """Forward, loss, backward on validated arrays; returns the loss value."""
+        The one place the network meets :meth:`Loss.value_and_delta
+        <dialnet.core.losses.Loss.value_and_delta>`: ``delta`` is ``dL/dP``,
+        or ``dL/dz`` at the output layer's input when the loss fuses with
+        that layer (softmax + cross-entropy, sigmoid + binary cross-entropy);
+        ``last`` is the index of the layer the backward pass starts at (the
+        output layer, or the one before it when fused).
+        """
+        head = self.layers[-1]
+        out = head._buffer("loss_delta", P.shape, P.dtype) if need_delta else None
+        value, delta = loss.value_and_delta(P, Y, sample_weight, head=head, out=out, need_delta=need_delta)
+        return value, delta, len(self.layers) - (2 if loss.fuses(head) else 1)
+
+    def _backprop(self, X, Y, loss, training, sample_weight=None):
+        """Forward, loss, backward on validated arrays; returns the loss value and the outputs.
+
+        The outputs are the last layer's buffer: valid until the next forward pass.
+        """
         P = self._forward(X, training)
-        layers = self.layers
-        if self._fused(loss):
-            value, d = loss.value_and_delta_logits(layers[-1], Y, out=layers[-1]._buffer("dz", P.shape, P.dtype))
-            last = len(layers) - 2
-        else:
-            value = loss.value(P, Y)
-            d = loss.delta(P, Y, out=layers[-1]._buffer("dout", P.shape, P.dtype))
-            last = len(layers) - 1
-        first = self._first_dense
+        value, d, last = self._loss_step(P, Y, loss, sample_weight)
+        layers, first = self.layers, self._first_dense
         for i in range(last, first - 1, -1):
             d = layers[i].backward(d, need_dx=i > first)
-        return value
+        return value, P
 
-    def backprop(self, X, y, loss="cross_entropy", training=False):
+    def backprop(self, X, y, loss="cross_entropy", training=False, sample_weight=None):
         """Forward pass, loss, and the backward pass by the chain rule.
 
         Returns the loss value and leaves ``dL/dW`` and ``dL/db`` in every
         Dense's ``grad_weights`` and ``grad_biases``. ``training=True`` turns
-        dropout on.
+        dropout on. ``sample_weight`` (one number >= 0 per row) makes the
+        loss the weighted mean ``sum_i w_i l_i / sum_i w_i``.
         """
         loss = get_loss(loss)
         X = self._check_X(X)
         Y = loss.prepare(y, X.shape[0], self.n_outputs, self.dtype)
-        return self._backprop(X, Y, loss, training)
+        w = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        return self._backprop(X, Y, loss, training, w)[0]
 
     # ---------------------------------------------------------- prediction
 

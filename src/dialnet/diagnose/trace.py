@@ -329,16 +329,9 @@ def trace(net, x, y=None, loss=None) -> Trace:
         target_source = "predicted"
     Y = loss.prepare(y, X.shape[0], net.n_outputs, net.dtype)
 
-    # grad_out[i] = dL/d(output of layer i)
+    # grad_out[i] = dL/d(output of layer i); the loss step is the one backprop takes
     grad_out = [None] * len(layers)
-    if net._fused(loss):
-        value = loss.value_from_logits(layers[-1].z, Y)
-        d = loss.delta_logits(backend.xp.asarray(P), Y)
-        last = len(layers) - 2
-    else:
-        value = loss.value(backend.xp.asarray(P), Y)
-        d = loss.delta(backend.xp.asarray(P), Y)
-        last = len(layers) - 1
+    value, d, last = net._loss_step(out, Y, loss)
     if not math.isfinite(value):
         raise InvalidValueError(
             "the loss is not finite on this input",

@@ -7,7 +7,8 @@ that takes a model read it too) with two additions:
   (``checkpoint.optimizer.{i}.{slot}``) and callbacks' arrays such as the
   early-stopping best weights (``checkpoint.callback.{k}.{name}``);
 - a ``"checkpoint"`` entry in the metadata: where training stands (epoch,
-  step within the epoch, global step), the shuffle generator's state at the
+  step within the epoch, global step, the epoch's running loss and
+  metrics so far), the shuffle generator's state at the
   start of the epoch (so the epoch's order is drawn again, identically),
   every Dropout generator's state, the learning rate and schedule state,
   callback state, the history so far, and a fingerprint of the data and
@@ -103,6 +104,15 @@ def check_state(state, name="<checkpoint>"):
     _need(state, "finished", lambda v: isinstance(v, bool), name, "true or false")
     _need(state, "total", lambda v: _is_number(v) and math.isfinite(v), name, "a finite number")
     _need(state, "train_time", lambda v: _is_number(v) and v >= 0, name, "a number >= 0")
+    metrics = state.get("metrics")  # absent in checkpoints written before the running training metrics
+    if metrics is not None and not (
+        isinstance(metrics, dict)
+        and _is_int(metrics.get("rows"))
+        and _is_int(metrics.get("correct"))
+        and _is_number(metrics.get("certainty"))
+        and math.isfinite(metrics["certainty"])
+    ):
+        raise bad(name, "its running metrics are invalid", "rows, correct and certainty", modelfile._short(metrics))
     for key in ("initial_rng_state", "epoch_rng_state"):
         _need(state, key, lambda v: isinstance(v, dict), name, "a generator state")
     _need(state, "dropout_rng_states", lambda v: isinstance(v, list) and all(isinstance(s, dict) for s in v), name, "a list of generator states")

@@ -1,12 +1,20 @@
-"""Training: optimizers and schedules, callbacks, metrics, the fit loop and its divergence guard.
+"""Training: optimizers, schedules, callbacks, metrics, the fit loop, its divergence guard and checkpoints.
 
-Imports core, data and files (checkpoints are written from the loop).
+Imports core and files (checkpoints are written from the loop). The modules,
+from the bottom: ``optimizers`` and ``schedules`` (how the dials are turned),
+``callbacks`` (History, Callback, EarlyStopping), ``metrics`` (accuracy,
+certainty, evaluation, confusion matrix), ``divergence`` and ``resume``
+(the loop's guard and checkpoints), ``loop`` (:func:`fit`).
 """
 
-from .loop import Callback, EarlyStopping, History, evaluate_network, fit
-from .optimizers import SGD, Adam, AdamW, CosineLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR, get_optimizer, get_schedule
+from .callbacks import Callback, EarlyStopping, History
+from .loop import fit
+from .metrics import confusion_matrix, evaluate_network
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop, get_optimizer
+from .schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR, get_schedule
 
 __all__ = [
-    "Adam", "AdamW", "Callback", "CosineLR", "EarlyStopping", "ExponentialLR", "History", "RMSprop",
-    "ReduceLROnPlateau", "SGD", "StepLR", "evaluate_network", "fit", "get_optimizer", "get_schedule",
+    "Adam", "AdamW", "Callback", "CosineLR", "EarlyStopping", "ExponentialLR", "History", "Optimizer", "RMSprop",
+    "ReduceLROnPlateau", "SGD", "Schedule", "StepLR", "confusion_matrix", "evaluate_network", "fit", "get_optimizer",
+    "get_schedule",
 ]

@@ -12,31 +12,18 @@ once on the flat arrays: the same element-wise arithmetic, in a handful of
 NumPy calls for the whole network instead of a handful per array. The
 state is then kept flat too, and still reported per position.
 
-Learning-rate schedules change ``optimizer.lr`` once per epoch.
+Learning-rate schedules, which change ``optimizer.lr`` once per epoch, are
+in :mod:`dialnet.train.schedules`.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import backend
-from ..errors import ConfigError, InvalidValueError
-
-
-def _check(name, value, low=0.0, high=None, low_open=False):
-    value = float(value)
-    bad = not math.isfinite(value) or value < low or (low_open and value == low) or (high is not None and value >= high)
-    if bad:
-        rng = f"{'>' if low_open else '>='} {low}" + (f" and < {high}" if high is not None else "")
-        raise InvalidValueError(
-            f"optimizer setting {name} is out of range",
-            expected=f"a number {rng}",
-            got=repr(value),
-            fix=f"choose a valid {name}",
-        )
-    return value
+from ..errors import ConfigError, check_number
+# The schedules lived here before they got a module of their own: old imports keep working.
+from .schedules import SCHEDULES, CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR, get_schedule  # noqa: F401
 
 
 FLAT = "flat"  # the state key of the one flat parameter array
@@ -53,8 +40,8 @@ class Optimizer:
     name = "optimizer"
 
     def __init__(self, lr, weight_decay=0.0):
-        self.lr = _check("lr", lr, low_open=True)
-        self.weight_decay = _check("weight_decay", weight_decay)
+        self.lr = check_number("lr", lr, low_open=True)
+        self.weight_decay = check_number("weight_decay", weight_decay)
         self.initial_lr = self.lr
         self.state = {}
         self.t = 0
@@ -158,8 +145,8 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0):
         super().__init__(lr, weight_decay)
-        self.momentum = _check("momentum", momentum, high=1.0)
-        self.dampening = _check("dampening", dampening, high=1.0 + 1e-12)
+        self.momentum = check_number("momentum", momentum, high=1.0)
+        self.dampening = check_number("dampening", dampening, high=1.0 + 1e-12)
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ConfigError(
@@ -215,8 +202,8 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
         super().__init__(lr, weight_decay)
         b1, b2 = betas
-        self.betas = (_check("beta1", b1, high=1.0), _check("beta2", b2, high=1.0))
-        self.eps = _check("eps", eps, low_open=True)
+        self.betas = (check_number("beta1", b1, high=1.0), check_number("beta2", b2, high=1.0))
+        self.eps = check_number("eps", eps, low_open=True)
         self.decoupled = bool(decoupled)
 
     def step(self, params, grads):
@@ -289,9 +276,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.alpha = _check("alpha", alpha, high=1.0)
-        self.eps = _check("eps", eps, low_open=True)
-        self.momentum = _check("momentum", momentum, high=1.0)
+        self.alpha = check_number("alpha", alpha, high=1.0)
+        self.eps = check_number("eps", eps, low_open=True)
+        self.momentum = check_number("momentum", momentum, high=1.0)
         self.centered = bool(centered)
 
     def _update(self, i, p, g):
@@ -346,111 +333,3 @@ def get_optimizer(optimizer, lr=None, **kwargs) -> Optimizer:
     if lr is not None:
         kwargs["lr"] = lr
     return cls(**kwargs)
-
-
-# ----------------------------------------------------------------- schedules
-
-
-class Schedule:
-    """Sets ``optimizer.lr`` at the end of each epoch: ``on_epoch_end(epoch, logs)``."""
-
-    def __init__(self):
-        self.optimizer = None
-
-    def attach(self, optimizer):
-        self.optimizer = optimizer
-        self.base_lr = optimizer.initial_lr
-
-    def on_epoch_end(self, epoch, logs):
-        raise NotImplementedError
-
-    def state(self) -> dict:
-        return {}
-
-    def load_state(self, state: dict):
-        pass
-
-
-class StepLR(Schedule):
-    """``lr = base * gamma ** (epochs_done // step_size)``."""
-
-    def __init__(self, step_size=10, gamma=0.1):
-        super().__init__()
-        self.step_size = int(_check("step_size", step_size, low=1))
-        self.gamma = _check("gamma", gamma, low_open=True)
-
-    def on_epoch_end(self, epoch, logs):
-        self.optimizer.lr = self.base_lr * self.gamma ** ((epoch + 1) // self.step_size)
-
-
-class ExponentialLR(Schedule):
-    """``lr = base * gamma ** epochs_done``."""
-
-    def __init__(self, gamma=0.95):
-        super().__init__()
-        self.gamma = _check("gamma", gamma, low_open=True)
-
-    def on_epoch_end(self, epoch, logs):
-        self.optimizer.lr = self.base_lr * self.gamma ** (epoch + 1)
-
-
-class CosineLR(Schedule):
-    """Cosine annealing from ``base`` to ``min_lr`` over ``t_max`` epochs."""
-
-    def __init__(self, t_max=50, min_lr=0.0):
-        super().__init__()
-        self.t_max = int(_check("t_max", t_max, low=1))
-        self.min_lr = _check("min_lr", min_lr)
-
-    def on_epoch_end(self, epoch, logs):
-        t = min(epoch + 1, self.t_max)
-        self.optimizer.lr = self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * t / self.t_max))
-
-
-class ReduceLROnPlateau(Schedule):
-    """Multiply lr by ``factor`` when ``monitor`` has not improved for ``patience`` epochs."""
-
-    def __init__(self, monitor="val_loss", factor=0.5, patience=5, min_lr=1e-6, min_delta=1e-4):
-        super().__init__()
-        self.monitor = monitor
-        self.factor = _check("factor", factor, low_open=True, high=1.0)
-        self.patience = int(_check("patience", patience))
-        self.min_lr = _check("min_lr", min_lr)
-        self.min_delta = _check("min_delta", min_delta)
-        self.best = np.inf
-        self.wait = 0
-
-    def on_epoch_end(self, epoch, logs):
-        value = logs.get(self.monitor, logs.get("loss"))
-        if value is None:
-            return
-        if value < self.best - self.min_delta:
-            self.best, self.wait = value, 0
-            return
-        self.wait += 1
-        if self.wait > self.patience:
-            self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
-            self.wait = 0
-
-    def state(self):
-        return {"best": float(self.best), "wait": self.wait}
-
-    def load_state(self, state):
-        self.best, self.wait = float(state["best"]), int(state["wait"])
-
-
-SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineLR, "plateau": ReduceLROnPlateau}
-
-
-def get_schedule(schedule):
-    if schedule is None or isinstance(schedule, Schedule):
-        return schedule
-    try:
-        return SCHEDULES[str(schedule).lower()]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown learning-rate schedule {schedule!r}",
-            expected="one of " + ", ".join(sorted(SCHEDULES)),
-            got=repr(schedule),
-            fix="use lr_schedule='cosine' or leave it out",
-        ) from None

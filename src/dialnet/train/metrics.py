@@ -1,0 +1,189 @@
+"""How well a network does: accuracy, certainty of the true class, evaluation on a data set, confusion matrix.
+
+Two ways to measure, for two moments:
+
+- :class:`RunningMetrics` sums accuracy and certainty over the mini-batches
+  of an epoch *from the forward passes training already made* (a running
+  mean, as Keras reports it), so the training metrics cost no extra pass;
+- :func:`evaluate_network` runs the network over a data set (validation
+  data, a test split) and reports its loss, accuracy and certainty.
+
+Certainty is the mean probability the network gives the true class (per
+label for sigmoid outputs): the articles' "0.8 Labrador".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..core.losses import check_sample_weight, get_loss
+from ..errors import DataError, ShapeError
+
+CLASS_TASKS = ("classification", "binary", "multilabel")
+
+
+def class_labels(Y):
+    """Class indices from label vectors or one-hot/probability rows."""
+    return Y if Y.ndim == 1 else Y.argmax(axis=1)
+
+
+def output_metrics(task, P, Y) -> dict:
+    """Accuracy and mean certainty of the true class of outputs ``P`` against targets ``Y``, where they apply."""
+    xp = backend.xp
+    out = {}
+    if task == "classification":
+        labels = class_labels(Y)
+        out["accuracy"] = float((P.argmax(axis=1) == labels).mean())
+        if P.shape[1] > 1:
+            out["certainty"] = float(P[xp.arange(P.shape[0]), labels].mean())
+    elif task in ("binary", "multilabel"):
+        pred = P >= 0.5
+        truth = Y >= 0.5
+        out["accuracy"] = float((pred == truth).all(axis=1).mean())
+        out["certainty"] = float(xp.where(truth, P, 1 - P).mean())
+    return out
+
+
+class RunningMetrics:
+    """Accuracy and certainty summed batch by batch over an epoch (nothing for regression).
+
+    ``truth(Y)`` gives, once per fit, what :meth:`update` compares each
+    batch's outputs with (class indices, or the 0/1 truth per label); the
+    training loop shuffles it with the rows. :meth:`logs` is the running mean
+    over the rows seen since :meth:`reset`. The sums are plain Python
+    numbers, added in step order, so a run resumed from a checkpoint
+    (:meth:`state`, :meth:`load_state`) reports the same bits.
+    """
+
+    def __init__(self, task):
+        self.task = task
+        self.active = task in CLASS_TASKS
+        self._rows = {}
+        self.reset()
+
+    def reset(self):
+        self.rows = 0
+        self.correct = 0
+        self.certainty = 0.0  # summed over rows (classification) or over rows x labels (sigmoid outputs)
+
+    def truth(self, Y):
+        """What each row's outputs are compared with: class indices, or the 0/1 truth of every label."""
+        if self.task == "classification":
+            return class_labels(Y)
+        return Y >= 0.5
+
+    def update(self, P, truth):
+        """Add one batch: its outputs ``P`` (from the training forward pass) and its rows of :meth:`truth`."""
+        xp = backend.xp
+        n = P.shape[0]
+        if self.task == "classification":
+            self.correct += int(xp.count_nonzero(P.argmax(axis=1) == truth))
+            if P.shape[1] > 1:
+                rows = self._rows.get(n)
+                if rows is None:
+                    rows = self._rows[n] = xp.arange(n)
+                self.certainty += float(P[rows, truth].sum(dtype=np.float64))
+        else:
+            self.correct += int(xp.count_nonzero(((P >= 0.5) == truth).all(axis=1)))
+            self.certainty += float(xp.where(truth, P, 1 - P).sum(dtype=np.float64))
+        self.rows += n
+
+    def logs(self, n_outputs) -> dict:
+        if not self.active or not self.rows:
+            return {}
+        out = {"accuracy": self.correct / self.rows}
+        if self.task != "classification":
+            out["certainty"] = self.certainty / (self.rows * n_outputs)
+        elif n_outputs > 1:
+            out["certainty"] = self.certainty / self.rows
+        return out
+
+    def state(self) -> dict:
+        return {"rows": self.rows, "correct": self.correct, "certainty": self.certainty}
+
+    def load_state(self, state):
+        self.rows, self.correct, self.certainty = int(state["rows"]), int(state["correct"]), float(state["certainty"])
+
+
+def evaluate_prepared(net, X, Y, loss, batch_size=4096, sample_weight=None):
+    """Loss and metrics of ``net`` on validated ``X``, prepared targets ``Y`` and checked weights, as a dict.
+
+    The loss is the mean over rows (the weighted mean with ``sample_weight``),
+    by the same loss step training takes; accuracy and certainty are not weighted.
+    """
+    n = X.shape[0]
+    total = 0.0
+    parts = []
+    for i in range(0, n, batch_size):
+        Xb, Yb = X[i : i + batch_size], Y[i : i + batch_size]
+        wb = None if sample_weight is None else sample_weight[i : i + batch_size]
+        P = net._forward(Xb)
+        value = net._loss_step(P, Yb, loss, wb, need_delta=False)[0]
+        total += value * (Xb.shape[0] if wb is None else float(wb.sum()))
+        parts.append(P.copy())
+    P = parts[0] if len(parts) == 1 else backend.xp.concatenate(parts)
+    logs = {"loss": total / (n if sample_weight is None else float(sample_weight.sum()))}
+    logs.update(output_metrics(net.task, P, Y))
+    return logs
+
+
+def evaluate_network(net, X, y, loss=None, batch_size=4096, sample_weight=None):
+    """Loss and (for classification tasks) accuracy and certainty on a data set, as a dict.
+
+    Parameters
+    ----------
+    net : Network
+    X, y : the data set (inputs, and labels or target rows).
+    loss : str or Loss, optional
+        Default: the network's own (cross-entropy for softmax, ...).
+    batch_size : int
+        Rows per forward pass.
+    sample_weight : array-like of shape (n,), optional
+        Weights of the rows in the loss (a weighted mean).
+
+    Returns
+    -------
+    dict
+        ``loss``; for classification ``accuracy`` and ``certainty`` (the mean
+        probability given to the true class).
+    """
+    loss = get_loss(loss) if loss is not None else net.default_loss()
+    X = net._check_X(X)
+    Y = loss.prepare(y, X.shape[0], net.n_outputs, net.dtype)
+    w = check_sample_weight(sample_weight, X.shape[0], net.dtype)
+    return evaluate_prepared(net, X, Y, loss, batch_size, w)
+
+
+def confusion_matrix(y_true, y_pred, n_classes=None):
+    """``C[i, j]`` = how many rows of true class ``i`` were predicted as class ``j``.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int
+        Class indices 0..K-1, one per row.
+    n_classes : int, optional
+        K; by default one more than the largest label seen.
+
+    Returns
+    -------
+    ndarray of shape (K, K), int64
+    """
+    t = np.asarray(y_true).astype(np.int64).ravel()
+    p = np.asarray(y_pred).astype(np.int64).ravel()
+    if t.shape != p.shape:
+        raise ShapeError(
+            "true and predicted labels differ in length",
+            expected="two 1-D arrays of the same length",
+            got=f"{t.size} and {p.size}",
+            fix="pass y and net.predict(X) for the same rows",
+        )
+    if t.size and (t.min() < 0 or p.min() < 0):
+        raise DataError("class labels must be >= 0", expected="labels 0..K-1", got=f"minimum {min(t.min(), p.min())}",
+                        fix="relabel the classes as 0..K-1")
+    k = int(n_classes) if n_classes is not None else int(max(t.max(initial=0), p.max(initial=0)) + 1)
+    if t.size and max(t.max(), p.max()) >= k:
+        raise DataError("a class label is not below n_classes", expected=f"labels 0..{k - 1}",
+                        got=f"maximum {max(t.max(), p.max())}", fix="pass n_classes as the number of classes, or leave it out")
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
