@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import socket
 import threading
 
@@ -22,7 +23,7 @@ import dialnet as dn
 from dialnet import data as datasets
 from dialnet.data import download, idx, images, tabular
 from dialnet.errors import ConfigError, DataError, ModelFileError, ShapeError
-from dialnet.data.preprocessing import apply_preprocessing, fit_preprocessing, validate_preprocessing
+from dialnet.data.preprocessing import Preprocessor, apply_preprocessing, fit_preprocessing, validate_preprocessing
 
 # ------------------------------------------------------------------ IDX
 
@@ -369,7 +370,7 @@ def test_official_hash_table_is_complete(monkeypatch, tmp_path):
         files = download.REMOTE[name]["files"]
         assert set(files) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}
-        assert all(len(h) == 64 and int(h, 16) >= 0 and size > 0 for h, size in files.values())
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) and size > 0 for h, size in files.values()), files
     monkeypatch.setenv("DIALNET_CACHE", str(tmp_path / "c"))
     assert download.cache_dir() == str(tmp_path / "c")
 
@@ -388,7 +389,9 @@ def test_minmax_and_standard_scaling(rng):
     std = apply_preprocessing(fit_preprocessing(X, "standard"), X, np.float64)
     np.testing.assert_allclose(std.mean(0), 0.0, atol=1e-12)
     np.testing.assert_allclose(std.std(0)[[0, 1, 3]], 1.0)
-    assert json.loads(json.dumps(pre)) == pre  # stored as plain JSON in the model file
+    config = pre.to_config()
+    assert json.loads(json.dumps(config)) == config  # stored as plain JSON in the model file
+    assert Preprocessor.from_config(config, 4) == pre
     with pytest.raises(ShapeError, match="different number of features"):
         apply_preprocessing(pre, X[:, :3])
     with pytest.raises(ConfigError, match="unknown scaling"):
@@ -475,5 +478,6 @@ def test_save_load_keeps_predictions_with_preprocessing(tmp_path):
     net.save(tmp_path / "m.safetensors")
     back = dn.load(tmp_path / "m.safetensors")
     assert back.preprocessing == pre and back.class_names == ["a", "b", "c"]
-    np.testing.assert_array_equal(back.predict_proba(apply_preprocessing(back, X)), net.predict_proba(apply_preprocessing(pre, X)))
-    assert (back.predict(apply_preprocessing(back, X)) == y).mean() > 0.95
+    assert isinstance(back.preprocessing, Preprocessor)
+    np.testing.assert_array_equal(back.predict_proba(back.preprocessing.transform(X)), net.predict_proba(pre.transform(X)))
+    assert (back.predict(back.preprocessing.transform(X)) == y).mean() > 0.95

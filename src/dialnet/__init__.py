@@ -16,6 +16,7 @@ from .core.gradcheck import gradcheck
 from .core.layers import Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .core.losses import MSE, BinaryCrossEntropy, CrossEntropy
 from .data import preprocessing
+from .data.preprocessing import Preprocessor
 from .diagnose import plots
 from .diagnose import trace as inspect  # dn.inspect.trace(...), as before the move to diagnose/
 from .diagnose.doctor import DoctorCallback, doctor
@@ -35,6 +36,17 @@ from .files.onnx import export_onnx
 from .model import Network, from_torch_sequential, from_torch_state_dict, load, mlp
 from .train.loop import Callback, EarlyStopping, History
 from .train.optimizers import SGD, Adam, AdamW, CosineLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR
+from . import workflow
+from .workflow import (
+    Recipe,
+    cross_validate,
+    evaluate_model,
+    model_data,
+    model_inputs,
+    prepare_data,
+    regression_metrics,
+    train_model,
+)
 
 datasets = data  # the name before the redesign: dn.datasets.load("mnist-10k")
 
@@ -45,6 +57,16 @@ __all__ = [
     "datasets",
     "preprocessing",
     "plots",
+    "workflow",
+    "Preprocessor",
+    "Recipe",
+    "cross_validate",
+    "evaluate_model",
+    "model_data",
+    "model_inputs",
+    "prepare_data",
+    "regression_metrics",
+    "train_model",
     "inspect",
     "trace",
     "BinaryCrossEntropy",

@@ -16,6 +16,8 @@ import importlib
 import os
 import sys
 
+from ._shared import EXIT_ERROR, EXIT_INTERRUPTED  # noqa: F401  (it imports only the standard library)
+
 # name -> module under dialnet.cli (kept in the order `--help` lists them)
 COMMANDS = {
     "train": "train",
@@ -29,8 +31,6 @@ COMMANDS = {
     "export": "export",
 }
 
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,7 +75,7 @@ def run(args):
     import dialnet as dn  # noqa: PLC0415
 
     from ..errors import ConfigError, InvalidValueError  # noqa: PLC0415
-    from .summary import parse_sizes  # noqa: PLC0415
+    from ._shared import parse_sizes  # noqa: PLC0415
 
     if args.model and args.layers:
         raise ConfigError("give a model file or --layers, not both", expected="one of them", got="both", fix="drop one")

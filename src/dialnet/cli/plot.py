@@ -23,7 +23,7 @@ KINDS = ("history", "confusion", "weights", "certainty", "gradients")
 
 
 def add_arguments(p):
-    from .doctor import add_data_arguments  # noqa: PLC0415
+    from ._shared import add_data_arguments  # noqa: PLC0415
 
     p.add_argument("model", help="a .safetensors model file")
     p.add_argument("data", nargs="*", metavar="DATA", help="data for the confusion matrix, certainty and gradients")
@@ -50,34 +50,16 @@ def _kinds(only):
     return chosen, True
 
 
-def _gradient_run(net, X, y, epochs, seed):
-    """Train a fresh, seeded copy of the architecture on (a sample of) X while recording gradient norms."""
-    import copy  # noqa: PLC0415
-
-    import numpy as np  # noqa: PLC0415
-
-    from ..diagnose.plots import GradientNormRecorder  # noqa: PLC0415
-
-    fresh = copy.deepcopy(net)
-    fresh.clear_cache()
-    fresh.history = None
-    fresh.reset_parameters(seed)
-    rows = np.sort(np.random.default_rng(seed).choice(len(X), size=min(len(X), 2000), replace=False))
-    recorder = GradientNormRecorder(X[rows], y[rows], seed=seed)
-    fresh.fit(X[rows], y[rows], loss=net.default_loss(), epochs=epochs, seed=seed, callbacks=[recorder])
-    return recorder, len(rows)
-
-
 def run(args):
     import os  # noqa: PLC0415
 
     import dialnet as dn  # noqa: PLC0415
 
+    from .. import workflow  # noqa: PLC0415
+    from ..data.preprocessing import image_side  # noqa: PLC0415
     from ..diagnose import plots  # noqa: PLC0415
     from ..diagnose.doctor import stored_history  # noqa: PLC0415
     from ..errors import ConfigError, DataError, InvalidValueError  # noqa: PLC0415
-    from .doctor import load_data  # noqa: PLC0415
-    from .inspect import load_rows  # noqa: PLC0415
 
     kinds, explicit = _kinds(args.only)
     if args.gradient_epochs < 1:
@@ -96,7 +78,7 @@ def run(args):
 
     def split(name):
         if name not in data:
-            data[name] = load_data(net, args.data, name, args.target, args.image_size)
+            data[name] = workflow.model_data(net, args.data, name, target=args.target, image_size=args.image_size)
         return data[name]
 
     written, skipped = [], []
@@ -114,12 +96,11 @@ def run(args):
                 continue
             plots.plot_history(history, path, title=f"Training history of {os.path.basename(args.model)}")
         elif kind == "weights":
-            from ..diagnose.trace import image_shape  # noqa: PLC0415
-
-            if image_shape(net) is None:
+            side = image_side(net.n_inputs, workflow.preprocessor_of(net))
+            if side is None:
                 cannot(kind, "the inputs are not an image", "it applies to image models such as the 625-input digits net")
                 continue
-            plots.plot_first_layer(net, path)
+            plots.plot_first_layer(net, path, image_shape=(side, side))
         elif kind == "confusion":
             if net.task != "classification":
                 cannot(kind, f"the model's task is {net.task}, not classification", "use a classifier")
@@ -127,14 +108,14 @@ def run(args):
             if not args.data:
                 cannot(kind, "no DATA given", "pass DATA, e.g. mnist-10k")
                 continue
-            X, y, data_names, what = split("test")
-            plots.plot_confusion_matrix(y, net.predict(X), class_names=names or data_names, path=path,
-                                        title=f"Confusion matrix on {what}")
+            test = split(None)
+            plots.plot_confusion_matrix(test.y, net.predict(test.X), class_names=names or test.class_names, path=path,
+                                        title=f"Confusion matrix on {test.description}")
         elif kind == "certainty":
             if args.input:
-                X, y, what = load_rows(net, [args.input], None, args.target, args.image_size)
+                X, y, _what = workflow.model_rows(net, [args.input], None, target=args.target, image_size=args.image_size)
             elif args.data:
-                X, y, what = load_rows(net, args.data, args.index, args.target, args.image_size)
+                X, y, _what = workflow.model_rows(net, args.data, args.index, target=args.target, image_size=args.image_size)
             else:
                 cannot(kind, "no input given", "pass DATA (and --index) or --input FILE")
                 continue
@@ -143,8 +124,8 @@ def run(args):
             if history and "grad_norm_1" in history:
                 plots.plot_gradient_norms(history, path, title="Gradient norm per layer over training (recorded in fit)")
             elif args.data:
-                X, y, _n, what = split("train")
-                recorder, n = _gradient_run(net, X, y, args.gradient_epochs, args.seed)
+                train = split("train")
+                recorder, n = workflow.record_gradient_norms(net, train.X, train.y, args.gradient_epochs, args.seed)
                 plots.plot_gradient_norms(recorder, path, title=f"Gradient norm per layer: a fresh {'-'.join(map(str, net.sizes))} "
                                           f"trained {args.gradient_epochs} epochs on {n} rows")
             else:

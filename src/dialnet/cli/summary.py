@@ -17,27 +17,11 @@ def add_arguments(p):
     p.add_argument("--output", default="softmax", help="output activation for --layers (default: softmax)")
 
 
-def parse_sizes(text, what="--layers"):
-    """'625,20,20,10' -> [625, 20, 20, 10], with a clear error."""
-    from ..errors import ConfigError  # noqa: PLC0415
-
-    try:
-        sizes = [int(s) for s in str(text).replace(" ", "").split(",") if s != ""]
-    except ValueError:
-        sizes = []
-    if not sizes or any(s <= 0 for s in sizes):
-        raise ConfigError(
-            f"{what} must be comma-separated positive integers",
-            expected="e.g. 625,20,20,10",
-            got=repr(text),
-            fix=f"pass {what} 625,20,20,10",
-        )
-    return sizes
-
-
 def run(args):
     import dialnet as dn  # noqa: PLC0415
+
     from ..errors import ConfigError  # noqa: PLC0415
+    from ._shared import parse_sizes  # noqa: PLC0415
 
     if args.model and args.layers:
         raise ConfigError("give a model file or --layers, not both", expected="one of them", got="both", fix="drop one")

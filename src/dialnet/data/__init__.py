@@ -15,18 +15,17 @@ source              what it is
 
 Images come out flattened, resized to ``image_size`` x ``image_size`` and
 divided by 255 (values in [0, 1]). Tables keep their raw text cells in
-``cells`` and come out in ``X_train`` with text columns one-hot encoded
-and missing cells imputed on all rows (for a quick look); ``dialnet
-train`` re-fits that encoding on its training rows only. Scaling is done
-afterwards by :mod:`dialnet.preprocessing`, which stores its constants
-with the model.
+``cells``; their numbers (``X_train``: text columns one-hot encoded and
+blanks imputed by rules fitted on all rows, for a quick look) are computed
+only when read. Training fits the column rules and the scaling on its
+training rows only, with a :class:`~dialnet.data.preprocessing.Preprocessor`
+that is saved with the model. :mod:`dialnet.data.splits` holds the seeded
+train/test splits and K folds.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..errors import DataError
@@ -34,6 +33,7 @@ from .idx import is_idx, read_idx, read_idx_pair, write_idx
 from .download import fetch
 
 from .images import check_image_size, load_image, load_image_folder, resize_images
+from .columns import check_columns_have_values
 from .preprocessing import encode_columns, encoded_names, fit_columns
 from .tabular import load_table
 
@@ -49,7 +49,6 @@ IDX_FILES = {
 }
 
 
-@dataclass
 class Dataset:
     """Features, labels and what they mean.
 
@@ -57,12 +56,16 @@ class Dataset:
     ----------
     X_train, y_train : ndarray
         ``(n, features)`` float32/float64 and int64 labels 0..K-1
-        (float64 values for ``task == "regression"``).
+        (float64 values for ``task == "regression"``). For a table read from
+        a CSV file, ``X_train`` is computed when first read: its text
+        columns one-hot encoded and blanks imputed by rules fitted on all
+        rows (for a quick look; training fits them on its training rows
+        only, from ``cells``).
     X_test, y_test : ndarray or None
         A separate test split when the source has one (MNIST, IDX folders).
     class_names : list of str
     feature_names : list of str or None
-        Column names of a CSV (None for images).
+        Input names (None for images).
     kind : {"image", "table"}
     image_size : int or None
         Side of the (square) images, for ``kind == "image"``.
@@ -74,27 +77,71 @@ class Dataset:
     task : {"classification", "regression"}
     cells : ndarray of str or None
         A table's raw feature cells ``(n, columns)``, before encoding.
+    column_names : list of str or None
+        The names of the columns of ``cells``.
     columns : list of dict or None
-        The column rules ``X_train`` was encoded with (fitted on all rows).
+        The column rules ``X_train`` is encoded with (fitted on all rows; computed when first read).
     notes : list of str
         Things the loader did that a user should hear about (dropped rows, skipped files).
     """
 
-    name: str
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    class_names: list = field(default_factory=list)
-    feature_names: list | None = None
-    kind: str = "table"
-    image_size: int | None = None
-    target: str | None = None
-    background: float | None = None
-    task: str = "classification"
-    cells: np.ndarray | None = None
-    columns: list | None = None
-    notes: list = field(default_factory=list)
+    def __init__(self, name, X_train=None, y_train=None, X_test=None, y_test=None, class_names=None, feature_names=None,
+                 kind="table", image_size=None, target=None, background=None, task="classification", cells=None,
+                 columns=None, notes=None, column_names=None):
+        self.name = name
+        self._X_train = X_train
+        self.y_train = y_train
+        self.X_test, self.y_test = X_test, y_test
+        self.class_names = list(class_names) if class_names is not None else []
+        self._feature_names = feature_names
+        self.kind, self.image_size, self.target, self.background, self.task = kind, image_size, target, background, task
+        self.cells = cells
+        self._columns = columns
+        self.column_names = column_names if column_names is not None or columns is None else [c["name"] for c in columns]
+        self.notes = list(notes) if notes is not None else []
+
+    def _encode_cells(self):
+        """Fit the column rules on all rows and encode them (only when X_train, feature_names or columns is read)."""
+        columns, _notes = fit_columns(self.cells, self.column_names, where=self.name)
+        X, _ = encode_columns(columns, self.cells)
+        self._columns, self._X_train = columns, X
+        if self._feature_names is None:
+            self._feature_names = encoded_names(columns)
+
+    @property
+    def X_train(self):
+        if self._X_train is None and self.cells is not None:
+            self._encode_cells()
+        return self._X_train
+
+    @X_train.setter
+    def X_train(self, value):
+        self._X_train = value
+
+    @property
+    def feature_names(self):
+        if self._feature_names is None and self.cells is not None and self._X_train is None:
+            self._encode_cells()
+        return self._feature_names
+
+    @feature_names.setter
+    def feature_names(self, value):
+        self._feature_names = value
+
+    @property
+    def columns(self):
+        if self._columns is None and self.cells is not None and self.column_names is not None:
+            self._encode_cells()
+        return self._columns
+
+    @columns.setter
+    def columns(self, value):
+        self._columns = value
+
+    @property
+    def n_rows(self) -> int:
+        """Training rows (without the separate test split)."""
+        return int(len(self.y_train))
 
     @property
     def n_features(self) -> int:
@@ -106,7 +153,7 @@ class Dataset:
 
     def __repr__(self):
         test = f", test={len(self.X_test)}" if self.X_test is not None else ""
-        return (f"Dataset({self.name!r}, kind={self.kind!r}, train={len(self.X_train)}{test}, "
+        return (f"Dataset({self.name!r}, kind={self.kind!r}, train={self.n_rows}{test}, "
                 f"features={self.n_features}, classes={self.n_classes})")
 
 
@@ -206,10 +253,9 @@ def load_csv(path, target=None, task="auto") -> Dataset:
 
     name = os.path.basename(os.fspath(path))
     t = load_table(path, target, task)
-    columns, _notes = fit_columns(t["cells"], t["feature_names"], where=name)
-    X, _ = encode_columns(columns, t["cells"])
-    return Dataset(name, X, t["y"], None, None, t["class_names"], encoded_names(columns), "table", target=t["target_name"],
-                   task=t["task"], cells=t["cells"], columns=columns, notes=t["notes"])
+    check_columns_have_values(t["cells"], t["feature_names"], where=name)
+    return Dataset(name, None, t["y"], None, None, t["class_names"], kind="table", target=t["target_name"], task=t["task"],
+                   cells=t["cells"], column_names=t["feature_names"], notes=t["notes"])
 
 
 def load_images(folder, image_size=25) -> Dataset:
@@ -218,6 +264,25 @@ def load_images(folder, image_size=25) -> Dataset:
     X, y, names, _paths = load_image_folder(folder, image_size, notes=notes)
     return Dataset(os.path.basename(os.path.normpath(os.fspath(folder))), X, y, None, None, names, kind="image",
                    image_size=int(image_size), background=border_mean(X), notes=notes)
+
+
+NPZ_KEYS = (("X", "y"), ("x", "y"), ("X_train", "y_train"))
+
+
+def load_npz(path, split="train"):
+    """Arrays ``(X, y, key)`` from an ``.npz`` file: ``X_{split}``/``y_{split}`` if present, else ``X``/``y``
+    (or ``x``/``y``, ``X_train``/``y_train``); ``key`` names the array used."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} as an .npz file", expected="arrays X and y saved by numpy.savez",
+                        got=str(exc)[:120], fix="save with numpy.savez(path, X=X, y=y)") from None
+    for xk, yk in ((f"X_{split}", f"y_{split}"), *NPZ_KEYS):
+        if xk in arrays and yk in arrays:
+            return arrays[xk], arrays[yk], xk
+    raise DataError(f"{path} has no X and y arrays", expected="arrays named X and y (or X_train, y_train)",
+                    got="arrays " + ", ".join(sorted(arrays)), fix="save with numpy.savez(path, X=X, y=y)")
 
 
 def _is_image_folder(folder):
@@ -287,6 +352,7 @@ __all__ = [
     "load_image_folder",
     "load_images",
     "load_mnist_10k",
+    "load_npz",
     "load_remote",
     "read_idx",
     "read_idx_pair",

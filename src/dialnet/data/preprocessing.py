@@ -1,60 +1,66 @@
-"""Input scaling that travels with the model.
+"""The Preprocessor: how raw inputs become a network's inputs, learned on the training rows and saved with the model.
 
-The constants are learned on the training rows only and stored in
-``net.preprocessing`` (a JSON-able dict saved in the model file), so
-``evaluate``, ``predict`` and any other caller scale new inputs exactly
-as training did:
+A :class:`Preprocessor` holds, for one model:
 
-- ``minmax``: ``x' = (x - min) / (max - min)``, each feature into [0, 1]
-  on the training data (a constant feature maps to 0).
-- ``standard``: ``x' = (x - mean) / std`` (a constant feature maps to 0).
-- ``none``: inputs are used as they are.
+- ``kind``: ``"table"`` (one scaling constant per input) or ``"image"``
+  (one constant over all pixels: a border pixel that is nearly always
+  black must not be blown up), with ``image_size``, ``pixel_max`` and the
+  training images' ``background`` (the mean of their border pixels);
+- the column rules of a CSV table (:mod:`dialnet.data.columns`): numeric
+  or one-hot, imputation values, dropped ID columns;
+- the scaling and its constants:
+  ``minmax``: ``x' = (x - min) / (max - min)``;
+  ``standard``: ``x' = (x - mean) / std``; ``none`` (a constant feature
+  maps to 0);
+- ``feature_names``, the CSV's label column ``target``, and for regression
+  ``target_mean`` / ``target_std`` (the network learns ``(y - mean) / std``).
 
-For images the statistics are one number over all pixels, not one per
-pixel: a border pixel that is nearly always black must not be blown up.
-
-Tables may also carry ``columns``, one entry per CSV feature column,
-applied before the scaling (:func:`fit_columns`, :func:`encode_columns`):
-
-- ``{"name": "age", "kind": "numeric", "fill": 41.0}``: a missing cell
-  becomes the training median ``fill``.
-- ``{"name": "color", "kind": "categorical", "categories": [...],
-  "other": false, "fill": "red"}``: one input per category (one-hot,
-  categories sorted); a missing cell is the category ``(missing)`` when
-  training had missing cells, else the most frequent one (``fill``); a
-  value not among the categories (unseen, or rarer than the 50 most
-  frequent) sets ``color=(other)`` when there is one, else no input.
-- ``{"name": "id", "kind": "dropped"}``: an ID-like column, unused.
-
-A regression model also stores ``target_mean``/``target_std``: it learns
-``(y - mean) / std`` and :func:`unscale_target` undoes it.
-
-The dict::
+``fit`` learns the constants from training rows only; ``transform``
+applies them (text cells are encoded by the column rules first), so
+``evaluate``, ``predict`` and any Python caller prepare new inputs exactly
+as training did. ``to_config`` / ``from_config`` are the JSON object saved
+in the model file under ``"preprocessing"``, unchanged since dialnet 0.1::
 
     {"version": 1, "input": "table" | "image", "scaling": "minmax",
      "min": [...], "max": [...]            # or "mean"/"std"; scalars for images
-     "feature_names": [...], "target": "class",        # tables
-     "image_size": 25, "pixel_max": 255, "background": 0.02}  # images
+     "columns": [...], "feature_names": [...], "target": "class",   # tables
+     "image_size": 25, "pixel_max": 255, "background": 0.02,         # images
+     "target_mean": 3.1, "target_std": 0.7}                          # regression
+
+``from_config`` checks every field (a ``ModelFileError`` names the bad
+one); keys it does not know are kept and written back unchanged. A
+Preprocessor also reads like that JSON object (``pre["image_size"]``),
+as ``net.preprocessing`` did when it was a plain dict.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, ModelFileError, ShapeError
+from ..errors import ConfigError, ModelFileError, ShapeError
+from .columns import (  # noqa: F401  (MISSING, is_missing, MAX_CATEGORIES: re-exported, as before)
+    MAX_CATEGORIES,
+    MISSING,
+    ColumnRule,
+    encode_cells,
+    fit_column_rules,
+    is_missing,
+)
+from .images import MIN_SIZE
 
 SCALINGS = ("minmax", "standard", "none")
-MAX_CATEGORIES = 50
-MISSING_CATEGORY = "(missing)"
-ID_NAMES = {"", "id", "index", "row", "rowid", "row_id", "unnamed: 0"}
-MIN_ROWS_FOR_ID = 10
+KINDS = ("table", "image")
 VERSION = 1
-_PARAMS = {"minmax": ("min", "max"), "standard": ("mean", "std"), "none": ()}
+PIXEL_MAX = 255
+_CONSTANTS = {"minmax": ("min", "max"), "standard": ("mean", "std"), "none": ()}
 
 
 def check_scaling(scaling) -> str:
+    """``"minmax"``, ``"standard"`` or ``"none"`` (case and dashes ignored); a ConfigError otherwise."""
     name = str(scaling).lower().replace("-", "")
     if name in SCALINGS:
         return name
@@ -62,197 +68,21 @@ def check_scaling(scaling) -> str:
                       fix="use --scale minmax (features into [0, 1]), standard (mean 0, std 1) or none")
 
 
-def fit_preprocessing(X, scaling="minmax", *, kind="table", image_size=None, feature_names=None, target=None,
-                      background=None, columns=None) -> dict:
-    """Learn the scaling constants from training rows ``X``; return the preprocessing dict.
+def image_side(n_inputs, preprocessing=None):
+    """The side of the square images a model with ``n_inputs`` inputs takes, or None.
 
-    Parameters
-    ----------
-    X : array of shape (n, features)
-        Training inputs only (never the test rows).
-    scaling : {"minmax", "standard", "none"}
-    kind : {"table", "image"}
-        Images get one constant over all pixels; tables one per feature.
-    columns : list of dict, optional
-        The column rules from :func:`fit_columns` (``X`` is then already encoded by them).
+    The one rule for every command and figure: the size an image
+    Preprocessor stored; none for a table whose columns have names;
+    otherwise (e.g. a network built in Python) the square root of
+    ``n_inputs`` when it is a whole number of at least ``MIN_SIZE`` (4)
+    pixels (25 for 625 inputs, 28 for 784).
     """
-    scaling = check_scaling(scaling)
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ShapeError("preprocessing is fitted on a table of samples", expected="shape (n >= 1, features)",
-                         got=f"shape {X.shape}", fix="pass the training inputs as a 2-D array")
-    pre = {"version": VERSION, "input": kind, "scaling": scaling}
-    axis = None if kind == "image" else 0
-    if scaling == "minmax":
-        lo, hi = X.min(axis=axis), X.max(axis=axis)
-        pre["min"], pre["max"] = _plain(lo), _plain(hi)
-    elif scaling == "standard":
-        mean, std = X.mean(axis=axis), X.std(axis=axis)
-        pre["mean"], pre["std"] = _plain(mean), _plain(std)
-    if columns is not None:
-        pre["columns"] = columns
-        feature_names = encoded_names(columns)
-    if feature_names is not None:
-        pre["feature_names"] = [str(f) for f in feature_names]
-    if target is not None:
-        pre["target"] = str(target)
-    if kind == "image":
-        pre["image_size"] = int(image_size) if image_size is not None else int(round(math.sqrt(X.shape[1])))
-        pre["pixel_max"] = 255
-        if background is not None:
-            pre["background"] = float(background)
-    return pre
-
-
-MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a", "missing"}
-
-
-def is_missing(text) -> bool:
-    """An empty or NA-like cell ("", NA, N/A, NaN, null, none, ?, -)."""
-    return text.strip().lower() in MISSING
-
-
-def _to_float(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def fit_columns(cells, names, max_categories=MAX_CATEGORIES, where="the table"):
-    """Decide per feature column how to turn its text cells into numbers; learn the constants.
-
-    A column whose present cells are all finite numbers is numeric (missing
-    cells: the training median). Any other column is categorical: one-hot
-    over its ``max_categories`` most frequent values (sorted), the rest
-    pooled as ``(other)``. A text column unique on every row, or an
-    integer column named like an ID (``id``, ``*_id``, ``index``), is
-    dropped once the table has ``MIN_ROWS_FOR_ID`` rows.
-
-    Parameters
-    ----------
-    cells : array of str, shape (n, columns)
-        Training rows only.
-    names : list of str
-
-    Returns
-    -------
-    (columns, notes) : list of dict, list of str
-        ``columns`` goes into the preprocessing dict; ``notes`` are lines to print.
-    """
-    cells = np.asarray(cells, dtype=object)
-    n = cells.shape[0]
-    columns, notes, dropped = [], [], []
-    for j, name in enumerate(names):
-        values = [str(v) for v in cells[:, j]]
-        present = [v for v in values if not is_missing(v)]
-        if not present:
-            raise DataError(f"column {name!r} of {where} has no values", expected="at least one value in every feature column",
-                            got=f"{n:,} empty cells", fix="drop the column from the file")
-        numbers = [_to_float(v) for v in present]
-        if all(x is not None for x in numbers):
-            ints = all(x == round(x) for x in numbers)
-            lowered = name.strip().lower()
-            id_name = lowered in ID_NAMES or lowered.endswith(("_id", " id"))
-            if id_name and ints and n >= MIN_ROWS_FOR_ID and len(set(numbers)) == len(values):
-                columns.append({"name": name, "kind": "dropped"})
-                dropped.append(name)
-                continue
-            columns.append({"name": name, "kind": "numeric", "fill": float(np.median(numbers))})
-            continue
-        counts = {}
-        for v in present:
-            counts[v] = counts.get(v, 0) + 1
-        if n >= MIN_ROWS_FOR_ID and len(counts) == n:
-            columns.append({"name": name, "kind": "dropped"})
-            dropped.append(name)
-            continue
-        by_count = sorted(counts, key=lambda v: (-counts[v], v))
-        categories = sorted(by_count[:max_categories])
-        has_missing = len(present) < len(values)
-        if has_missing:
-            categories.append(MISSING_CATEGORY)
-        other = len(by_count) > max_categories
-        columns.append({"name": name, "kind": "categorical", "categories": categories, "other": other,
-                        "fill": MISSING_CATEGORY if has_missing else by_count[0]})
-        if other:
-            notes.append(f"column {name!r}: {len(by_count):,} values; the {max_categories} most frequent get an input each, "
-                         "the rest share '(other)'")
-    if dropped:
-        notes.append("dropped ID-like column(s) (a different value on every row): " + ", ".join(repr(d) for d in dropped))
-    if all(c["kind"] == "dropped" for c in columns):
-        raise DataError(f"{where} has no usable feature column", expected="at least one column that is not an ID",
-                        got="only ID-like columns: " + ", ".join(dropped), fix="add feature columns")
-    return columns, notes
-
-
-def encode_columns(columns, cells):
-    """Text cells -> float64 inputs by the column rules from :func:`fit_columns`.
-
-    Returns ``(X, n_imputed)``: the encoded rows and how many missing (or,
-    in a numeric column, unreadable) cells were filled in.
-    """
-    cells = np.asarray(cells, dtype=object)
-    if cells.ndim != 2 or cells.shape[1] != len(columns):
-        raise ShapeError("the rows have a different number of columns than the model was trained on",
-                         expected=f"{len(columns)} feature columns ({', '.join(c['name'] for c in columns[:8])})",
-                         got=f"{cells.shape[1] if cells.ndim == 2 else cells.shape} columns",
-                         fix="pass the same columns as in training (the label column left out)")
-    n = cells.shape[0]
-    parts, imputed = [], 0
-    for j, col in enumerate(columns):
-        kind = col.get("kind")
-        if kind == "numeric":
-            out = np.empty(n, dtype=np.float64)
-            for i, v in enumerate(cells[:, j]):
-                x = _to_float(str(v))
-                if x is None:
-                    x, imputed = col["fill"], imputed + 1
-                out[i] = x
-            parts.append(out[:, None])
-        elif kind == "categorical":
-            cats = list(col["categories"])
-            index = {c: k for k, c in enumerate(cats)}
-            width = len(cats) + (1 if col.get("other") else 0)
-            out = np.zeros((n, width), dtype=np.float64)
-            for i, v in enumerate(cells[:, j]):
-                v = str(v)
-                if is_missing(v):
-                    v, imputed = col["fill"], imputed + 1
-                k = index.get(v)
-                if k is None and col.get("other"):
-                    k = len(cats)
-                if k is not None:
-                    out[i, k] = 1.0
-            parts.append(out)
-    return (np.concatenate(parts, axis=1) if parts else np.zeros((n, 0))), imputed
-
-
-def encoded_names(columns):
-    """Input names after encoding: ``age``, ``color=red``, ``color=(other)``, ..."""
-    return [name for c in columns for name in column_feature_names(c)]
-
-
-def fit_target(y) -> dict:
-    """``{"target_mean", "target_std"}`` of regression targets (training rows only)."""
-    y = np.asarray(y, dtype=np.float64)
-    std = float(y.std())
-    return {"target_mean": float(y.mean()), "target_std": std if std > 1e-12 else 1.0}
-
-
-def scale_target(pre, y):
-    """``(y - mean) / std`` with the stored constants (identity when there are none)."""
-    pre = getattr(pre, "preprocessing", pre) or {}
-    y = np.asarray(y, dtype=np.float64)
-    return (y - pre.get("target_mean", 0.0)) / pre.get("target_std", 1.0)
-
-
-def unscale_target(pre, values):
-    """Network outputs back in the target's units: ``out * std + mean``."""
-    pre = getattr(pre, "preprocessing", pre) or {}
-    values = np.asarray(values, dtype=np.float64)
-    return values * pre.get("target_std", 1.0) + pre.get("target_mean", 0.0)
+    if preprocessing is not None and preprocessing.kind == "image" and preprocessing.image_size:
+        return int(preprocessing.image_size)
+    if preprocessing is not None and (preprocessing.columns or preprocessing.feature_names is not None):
+        return None  # a table's named columns
+    side = math.isqrt(int(n_inputs))
+    return side if side >= MIN_SIZE and side * side == n_inputs else None
 
 
 def _plain(value):
@@ -260,131 +90,393 @@ def _plain(value):
     return float(value) if value.ndim == 0 else [float(v) for v in value]
 
 
-def _params(pre):
-    scaling = pre.get("scaling", "none")
-    keys = _PARAMS.get(scaling, ())
-    if not keys:
-        return None, None
-    try:
-        a = np.asarray(pre[keys[0]], dtype=np.float64)
-        b = np.asarray(pre[keys[1]], dtype=np.float64)
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError(f"the {scaling} scaling constants are missing or not numbers",
-                             expected=f"numbers under {keys[0]!r} and {keys[1]!r}", got=str(sorted(pre))[:80],
-                             fix="re-train and save the model with dialnet") from None
-    if scaling == "minmax":
-        offset, scale = a, b - a
-    else:
-        offset, scale = a, b
-    scale = np.where(np.abs(scale) > 1e-12, scale, 1.0)  # constant feature: shift only, maps to 0
-    return offset, scale
+def _array(value):
+    return None if value is None else np.asarray(value, dtype=np.float64)
 
 
-def apply_preprocessing(pre, X, dtype=np.float32) -> np.ndarray:
-    """Scale raw inputs ``X`` (n, features) as recorded in ``pre``; returns a new array.
+@dataclass(eq=False, repr=False)
+class Preprocessor(Mapping):
+    """Raw inputs -> network inputs, with every constant learned on the training rows (see the module docstring).
 
-    ``pre`` may be a Network (its ``preprocessing`` is used) or the dict.
-    An empty dict means no scaling. With stored ``columns``, ``X`` may be
-    the raw text cells of the table's feature columns: they are encoded
-    (:func:`encode_columns`) first.
+    Parameters
+    ----------
+    kind : {"table", "image"}
+    scaling : {"minmax", "standard", "none"}
+    feature_names : list of str, optional
+        Names of the inputs (replaced by the encoded names when column rules are fitted).
+    target : str, optional
+        The CSV's label column, so evaluate finds it again.
+    image_size, background : optional
+        For images: the side of the square, and the mean of the training images' border pixels.
+
+    The learned attributes (``min``/``max`` or ``mean``/``std`` as float64
+    arrays, ``columns``, ``target_mean``/``target_std``) are set by
+    :meth:`fit` and :meth:`fit_target`, or read from a model file by
+    :meth:`from_config`. ``notes`` lists what fitting did that a user should
+    hear about (dropped ID columns, pooled values, imputed cells); it is
+    not saved.
+
+    Examples
+    --------
+    >>> pre = Preprocessor(scaling="standard")
+    >>> X_train_scaled = pre.fit_transform(X_train)
+    >>> X_test_scaled = pre.transform(X_test)
     """
-    pre = getattr(pre, "preprocessing", pre) or {}
-    X = np.asarray(X)
-    if pre.get("columns") and (X.dtype == object or X.dtype.kind in "US"):
-        X, _ = encode_columns(pre["columns"], X)
-    X = np.asarray(X, dtype=np.float64)
-    offset, scale = _params(pre)
-    if offset is not None:
-        if offset.ndim == 1 and X.ndim == 2 and offset.shape[0] != X.shape[1]:
-            raise ShapeError("the inputs have a different number of features than the model was trained on",
-                             expected=f"{offset.shape[0]} features" + _names_hint(pre), got=f"{X.shape[1]} features",
+
+    kind: str = "table"
+    scaling: str = "none"
+    feature_names: list | None = None
+    target: str | None = None
+    image_size: int | None = None
+    background: float | None = None
+    pixel_max: float | None = None
+    columns: list | None = None
+    min: np.ndarray | None = None
+    max: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    target_mean: float | None = None
+    target_std: float | None = None
+    version: int = VERSION
+    extra: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown preprocessing kind {self.kind!r}", expected="'table' or 'image'", got=repr(self.kind),
+                              fix="use kind='table' for rows of features, kind='image' for pixels")
+        self.scaling = check_scaling(self.scaling)
+        if self.kind == "image" and self.pixel_max is None:
+            self.pixel_max = PIXEL_MAX
+
+    # ------------------------------------------------------------ what it knows
+
+    @property
+    def n_inputs(self):
+        """The network's input width after encoding, when the preprocessor knows it (else None)."""
+        if self.columns:
+            return sum(rule.width for rule in self.columns)
+        if self.feature_names is not None:
+            return len(self.feature_names)
+        if self.kind == "image" and self.image_size:
+            return int(self.image_size) ** 2
+        for key in _CONSTANTS[self.scaling]:
+            value = getattr(self, key)
+            if value is not None and value.ndim == 1:
+                return int(value.shape[0])
+        return None
+
+    @property
+    def column_names(self):
+        """The raw CSV feature columns the rules read, in order (None without column rules)."""
+        return [rule.name for rule in self.columns] if self.columns else None
+
+    # ------------------------------------------------------------ learning
+
+    def fit(self, X, column_names=None, *, max_categories=MAX_CATEGORIES, where="the table"):
+        """Learn the constants from training rows ``X``; returns ``self``.
+
+        ``X`` is numbers ``(n, features)``, or, with ``column_names``, a
+        table's raw text cells ``(n, columns)``: the column rules are then
+        fitted first and the scaling on the encoded rows.
+        """
+        self._fit_scaling(self._fit_columns(X, column_names, max_categories, where))
+        return self
+
+    def fit_transform(self, X, column_names=None, *, dtype=np.float32, max_categories=MAX_CATEGORIES, where="the table"):
+        """:meth:`fit`, then the transformed training rows (text cells are encoded once)."""
+        encoded = self._fit_columns(X, column_names, max_categories, where)
+        self._fit_scaling(encoded)
+        return self.scale(encoded, dtype)
+
+    def fit_target(self, y):
+        """Learn ``target_mean`` / ``target_std`` of regression targets (training rows only); returns ``self``."""
+        y = np.asarray(y, dtype=np.float64)
+        std = float(y.std())
+        self.target_mean, self.target_std = float(y.mean()), (std if std > 1e-12 else 1.0)
+        return self
+
+    def _fit_columns(self, X, column_names, max_categories, where):
+        self.notes = []
+        if column_names is None:
+            return np.asarray(X, dtype=np.float64)
+        self.columns, self.notes = fit_column_rules(X, list(column_names), max_categories, where)
+        self.feature_names = [name for rule in self.columns for name in rule.feature_names]
+        encoded, imputed = self.encode(X)
+        if imputed:
+            self.notes.append(f"imputed {imputed:,} missing cells in the training rows (median, or the column's "
+                              "'(missing)' category)")
+        return encoded
+
+    def _fit_scaling(self, X):
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ShapeError("preprocessing is fitted on a table of samples", expected="shape (n >= 1, features)",
+                             got=f"shape {X.shape}", fix="pass the training inputs as a 2-D array")
+        axis = None if self.kind == "image" else 0
+        self.min = self.max = self.mean = self.std = None
+        if self.scaling == "minmax":
+            self.min, self.max = X.min(axis=axis), X.max(axis=axis)
+        elif self.scaling == "standard":
+            self.mean, self.std = X.mean(axis=axis), X.std(axis=axis)
+        if self.kind == "image" and self.image_size is None:
+            self.image_size = int(round(math.sqrt(X.shape[1])))
+
+    # ------------------------------------------------------------ applying
+
+    def transform(self, X, dtype=np.float32) -> np.ndarray:
+        """Raw inputs -> network inputs (a new array of ``dtype``).
+
+        With column rules, ``X`` may be the raw text cells of the table's
+        feature columns: they are encoded first (:meth:`encode`).
+        """
+        X = np.asarray(X)
+        if self.columns and (X.dtype == object or X.dtype.kind in "US"):
+            X, _ = self.encode(X)
+        return self.scale(X, dtype)
+
+    def encode(self, cells):
+        """Text cells ``(n, columns)`` -> ``(inputs float64, cells imputed)`` by the column rules."""
+        cells = np.asarray(cells, dtype=object)
+        rules = self.columns or []
+        if cells.ndim != 2 or cells.shape[1] != len(rules):
+            raise ShapeError("the rows have a different number of columns than the model was trained on",
+                             expected=f"{len(rules)} feature columns ({', '.join(r.name for r in rules[:8])})",
+                             got=f"{cells.shape[1] if cells.ndim == 2 else cells.shape} columns",
                              fix="pass the same columns as in training (the label column left out)")
-        X = (X - offset) / scale
-    return X.astype(dtype)
+        return encode_cells(rules, cells)
+
+    def scale(self, X, dtype=np.float32) -> np.ndarray:
+        """Numeric inputs (already encoded) -> scaled inputs of ``dtype``."""
+        X = np.asarray(X, dtype=np.float64)
+        keys = _CONSTANTS[self.scaling]
+        if keys and getattr(self, keys[0]) is not None:
+            offset, spread = getattr(self, keys[0]), getattr(self, keys[1])
+            if offset.ndim == 1 and X.ndim == 2 and offset.shape[0] != X.shape[1]:
+                raise ShapeError("the inputs have a different number of features than the model was trained on",
+                                 expected=f"{offset.shape[0]} features" + self._names_hint(), got=f"{X.shape[1]} features",
+                                 fix="pass the same columns as in training (the label column left out)")
+            scale = spread - offset if self.scaling == "minmax" else spread
+            scale = np.where(np.abs(scale) > 1e-12, scale, 1.0)  # a constant feature: shift only, maps to 0
+            X = (X - offset) / scale
+        return X.astype(dtype)
+
+    def scale_target(self, y) -> np.ndarray:
+        """``(y - target_mean) / target_std`` (identity without target constants)."""
+        y = np.asarray(y, dtype=np.float64)
+        return (y - (self.target_mean or 0.0)) / (self.target_std or 1.0)
+
+    def unscale_target(self, values) -> np.ndarray:
+        """Network outputs back in the target's units: ``out * target_std + target_mean``."""
+        values = np.asarray(values, dtype=np.float64)
+        return values * (self.target_std or 1.0) + (self.target_mean or 0.0)
+
+    def _names_hint(self):
+        if not self.feature_names:
+            return ""
+        shown = ", ".join(self.feature_names[:8]) + (", ..." if len(self.feature_names) > 8 else "")
+        return f" ({shown})"
+
+    # ------------------------------------------------------------ the model file's JSON
+
+    def to_config(self) -> dict:
+        """The JSON object saved in the model file (the keys written since dialnet 0.1)."""
+        config = {"version": self.version, "input": self.kind, "scaling": self.scaling}
+        for key in _CONSTANTS[self.scaling]:
+            if getattr(self, key) is not None:
+                config[key] = _plain(getattr(self, key))
+        if self.columns is not None:
+            config["columns"] = [rule.to_config() for rule in self.columns]
+        if self.feature_names is not None:
+            config["feature_names"] = [str(f) for f in self.feature_names]
+        if self.target is not None:
+            config["target"] = str(self.target)
+        if self.kind == "image" or self.image_size is not None:
+            for key in ("image_size", "pixel_max", "background"):
+                value = getattr(self, key)
+                if value is not None:
+                    config[key] = int(value) if key == "image_size" else value
+        for key in ("target_mean", "target_std"):
+            if getattr(self, key) is not None:
+                config[key] = float(getattr(self, key))
+        for key, value in self.extra.items():
+            config.setdefault(key, value)
+        return config
+
+    @classmethod
+    def from_config(cls, config, n_inputs=None, name="the model"):
+        """Rebuild a Preprocessor from its saved JSON object, checking every field.
+
+        Parameters
+        ----------
+        config : dict
+        n_inputs : int, optional
+            The network's input width: constants, column rules, feature
+            names and the image size must fit it.
+        name : str
+            What to call the model in error messages (its path).
+
+        Raises
+        ------
+        ModelFileError
+            Not an object, an unknown kind or scaling, missing or non-finite
+            constants, lists of the wrong length, malformed column rules, an
+            image size that does not match the input width, a newer version.
+        """
+
+        def bad(what, expected, got):
+            return ModelFileError(f"{name} has unusable preprocessing: {what}", expected=expected, got=str(got)[:80],
+                                  fix="re-train and save the model with dialnet")
+
+        def number(value):
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        if not isinstance(config, Mapping):
+            raise bad("not a JSON object", "an object", type(config).__name__)
+        version = config.get("version", VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= VERSION:
+            raise bad("its version is not one this dialnet reads", f"1..{VERSION} (a newer file needs a newer dialnet)", version)
+        kind = config.get("input", "table")
+        if kind not in KINDS:
+            raise bad("unknown input kind", "'table' or 'image'", kind)
+        scaling = config.get("scaling", "none")
+        if scaling not in SCALINGS:
+            raise bad("unknown scaling", " or ".join(SCALINGS), scaling)
+        constants = {}
+        for key in _CONSTANTS[scaling]:
+            value = config.get(key)
+            values = value if isinstance(value, list) else [value]
+            if not all(number(v) for v in values):
+                raise bad(f"{key!r} is not a list of finite numbers", "numbers", type(value).__name__)
+            if isinstance(value, list) and kind == "table" and n_inputs is not None and len(value) != n_inputs:
+                raise bad(f"{key!r} has {len(value)} values", f"{n_inputs} (one per input)", len(value))
+            constants[key] = np.asarray(value, dtype=np.float64)
+        image = {}
+        if kind == "image":
+            size = config.get("image_size")
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1 or (n_inputs is not None and size * size != n_inputs):
+                raise bad("the image size does not match the input width", f"size*size = {n_inputs}", size)
+            image["image_size"] = size
+            for key in ("pixel_max", "background"):
+                if config.get(key) is not None and not number(config[key]):
+                    raise bad(f"{key!r} is not a finite number", "a number", config[key])
+                image[key] = config.get(key)
+        columns = config.get("columns")
+        if columns is not None:
+            rules = [ColumnRule.from_config(c) for c in columns] if isinstance(columns, list) else [None]
+            if any(rule is None for rule in rules):
+                raise bad("'columns' is not a list of column rules", "numeric/categorical/dropped entries", columns)
+            width = sum(rule.width for rule in rules)
+            if n_inputs is not None and width != n_inputs:
+                raise bad("the column rules do not match the input width", f"{n_inputs} inputs", f"{width}")
+            columns = rules
+        target_constants = {}
+        for key in ("target_mean", "target_std"):
+            value = config.get(key)
+            if value is not None and not number(value):
+                raise bad(f"{key!r} is not a finite number", "a number", value)
+            target_constants[key] = None if value is None else float(value)
+        names = config.get("feature_names")
+        if names is not None and (not isinstance(names, list) or not all(isinstance(v, str) for v in names)
+                                  or (n_inputs is not None and len(names) != n_inputs)):
+            raise bad("feature_names do not match the input width", f"{n_inputs} names", names)
+        target = config.get("target")
+        if isinstance(target, bool) or (target is not None and not isinstance(target, (str, int))):
+            raise bad("'target' is not a column name", "a string", target)
+        used = {"version", "input", "scaling", *constants, "columns", "feature_names", "target", *image,
+                "target_mean", "target_std"}
+        extra = {k: v for k, v in config.items() if k not in used}  # kept as they are, and written back
+        return cls(kind=kind, scaling=scaling, feature_names=names, target=None if target is None else str(target),
+                   columns=columns, version=version, extra=extra, **image, **constants, **target_constants)
+
+    # ------------------------------------------------------------ read like the saved JSON object
+
+    def __eq__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        mine = self.to_config()
+        return mine == (other.to_config() if isinstance(other, Preprocessor) else dict(other))
+
+    __hash__ = None
+
+    def __getitem__(self, key):
+        return self.to_config()[key]
+
+    def __iter__(self):
+        return iter(self.to_config())
+
+    def __len__(self):
+        return len(self.to_config())
+
+    def __repr__(self):
+        parts = [f"kind={self.kind!r}", f"scaling={self.scaling!r}"]
+        if self.n_inputs is not None:
+            parts.append(f"n_inputs={self.n_inputs}")
+        if self.columns:
+            parts.append(f"columns={len(self.columns)}")
+        if self.image_size:
+            parts.append(f"image_size={self.image_size}")
+        if self.target_mean is not None:
+            parts.append("regression target")
+        return f"Preprocessor({', '.join(parts)})"
 
 
-def _names_hint(pre):
-    names = pre.get("feature_names")
-    if not names:
-        return ""
-    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-    return f" ({shown})"
+def as_preprocessor(value, n_inputs=None, name="the model"):
+    """What a network's ``preprocessing`` attribute holds, as a Preprocessor (None when it is empty).
 
-
-def validate_preprocessing(pre, n_inputs, name="the model") -> dict:
-    """Check a preprocessing dict read from a model file before it is used.
-
-    Raises
-    ------
-    ModelFileError
-        Unknown scaling, missing or non-numeric constants, lists whose
-        length differs from the network's input width, a bad image size.
+    The attribute is a Preprocessor, None, or (set by hand, or a network
+    that never had one) a plain JSON object, read by :meth:`Preprocessor.from_config`.
     """
-    if not pre:
-        return {}
+    if value is None or isinstance(value, Preprocessor):
+        return value
+    if isinstance(value, Mapping) and not value:
+        return None
+    return Preprocessor.from_config(value, n_inputs, name)
 
-    def bad(what, expected, got):
-        return ModelFileError(f"{name} has unusable preprocessing: {what}", expected=expected, got=str(got)[:80],
-                              fix="re-train and save the model with dialnet")
 
-    if not isinstance(pre, dict):
-        raise bad("not a JSON object", "an object", type(pre).__name__)
-    scaling = pre.get("scaling", "none")
-    if scaling not in SCALINGS:
-        raise bad("unknown scaling", " or ".join(SCALINGS), scaling)
-    per_feature = pre.get("input", "table") != "image"
-    for key in _PARAMS[scaling]:
-        value = pre.get(key)
-        values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-            raise bad(f"{key!r} is not a list of finite numbers", "numbers", type(value).__name__)
-        if isinstance(value, list) and len(value) != n_inputs and per_feature:
-            raise bad(f"{key!r} has {len(value)} values", f"{n_inputs} (one per input)", len(value))
-    if pre.get("input") == "image":
-        size = pre.get("image_size")
-        if not isinstance(size, int) or isinstance(size, bool) or size * size != n_inputs:
-            raise bad("the image size does not match the input width", f"size*size = {n_inputs}", size)
-    columns = pre.get("columns")
+# ------------------------------------------------------------ the functions before the Preprocessor (kept working)
+
+
+def fit_preprocessing(X, scaling="minmax", *, kind="table", image_size=None, feature_names=None, target=None,
+                      background=None, columns=None) -> Preprocessor:
+    """A fitted :class:`Preprocessor` for numeric training rows ``X`` (``columns``: rules ``X`` was encoded with)."""
+    pre = Preprocessor(kind=kind, scaling=scaling, feature_names=feature_names, target=None if target is None else str(target),
+                       image_size=image_size, background=None if background is None else float(background))
     if columns is not None:
-        ok = isinstance(columns, list) and all(
-            isinstance(c, dict) and isinstance(c.get("name"), str) and c.get("kind") in ("numeric", "categorical", "dropped")
-            and (c["kind"] != "numeric" or (isinstance(c.get("fill"), (int, float)) and math.isfinite(c["fill"])))
-            and (c["kind"] != "categorical" or (isinstance(c.get("categories"), list)
-                                                 and all(isinstance(v, str) for v in c["categories"])))
-            for c in columns)
-        if not ok:
-            raise bad("'columns' is not a list of column rules", "numeric/categorical/dropped entries", columns)
-        width = sum(1 if c["kind"] == "numeric" else len(c["categories"]) + bool(c.get("other"))
-                    for c in columns if c["kind"] != "dropped")
-        if width != n_inputs:
-            raise bad("the column rules do not match the input width", f"{n_inputs} inputs", f"{width}")
-    for key in ("target_mean", "target_std"):
-        value = pre.get(key)
-        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
-            raise bad(f"{key!r} is not a finite number", "a number", value)
-    names = pre.get("feature_names")
-    if names is not None and (not isinstance(names, list) or len(names) != n_inputs):
-        raise bad("feature_names do not match the input width", f"{n_inputs} names", names)
-    return pre
+        pre.columns = [ColumnRule.from_config(c) for c in columns]
+        pre.feature_names = [name for rule in pre.columns for name in rule.feature_names]
+    return pre.fit(X)
 
 
-def model_image_size(net, override=None, default=25):
-    """The image side a model takes: ``override`` (--image-size), the size stored in
-    the model file, or sqrt(inputs) when the input width is a square; else ``default``."""
-    if override is not None:
-        return int(override)
-    pre = getattr(net, "preprocessing", None) or {}
-    size = pre.get("image_size") if isinstance(pre, dict) else None
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size
-    side = math.isqrt(net.n_inputs)
-    return side if side * side == net.n_inputs else default
+def apply_preprocessing(pre: Preprocessor, X, dtype=np.float32) -> np.ndarray:
+    """``pre.transform(X, dtype)``: raw inputs (or a table's text cells) -> network inputs."""
+    if not isinstance(pre, Preprocessor):
+        raise ConfigError("apply_preprocessing takes a Preprocessor", expected="a dialnet Preprocessor",
+                          got=type(pre).__name__, fix="call net.preprocessing.transform(X), or "
+                          "Preprocessor.from_config(config).transform(X) for a saved JSON object")
+    return pre.transform(X, dtype)
+
+
+def validate_preprocessing(config, n_inputs, name="the model") -> Preprocessor | None:
+    """``Preprocessor.from_config(config, n_inputs, name)``; None for an empty config."""
+    return as_preprocessor(config, n_inputs, name)
+
+
+def fit_columns(cells, names, max_categories=MAX_CATEGORIES, where="the table"):
+    """Column rules for a table's training cells, in their saved form: ``(list of dict, notes)``."""
+    rules, notes = fit_column_rules(cells, names, max_categories, where)
+    return [rule.to_config() for rule in rules], notes
+
+
+def encode_columns(columns, cells):
+    """Text cells -> ``(float64 inputs, cells imputed)`` by column rules in their saved form."""
+    return Preprocessor(columns=[ColumnRule.from_config(c) for c in columns]).encode(cells)
+
+
+def encoded_names(columns):
+    """Input names after encoding: ``age``, ``color=red``, ``color=(other)``, ..."""
+    return [name for c in columns for name in column_feature_names(c)]
 
 
 def column_feature_names(column):
-    """The input names one column turns into: ``age``, or ``color=red``, ``color=blue``, ... for a text column."""
-    if column["kind"] == "numeric":
-        return [column["name"]]
-    if column["kind"] == "categorical":
-        return [f"{column['name']}={c}" for c in column["categories"]] + ([f"{column['name']}=(other)"] if column.get("other") else [])
-    return []
+    """The input names one column rule (saved form) turns into."""
+    return ColumnRule.from_config(column).feature_names

@@ -16,9 +16,10 @@
   classes when they take few distinct values, ``k <= 20`` and
   ``k <= max(2, n / 2)`` (every class seen twice on average), otherwise a
   regression target (counts, prices, years).
-- Feature cells stay text here; :mod:`dialnet.preprocessing` decides per
-  column (numeric or categorical), imputes missing cells and one-hot
-  encodes, with constants learned on the training rows only.
+- Feature cells stay text here; the column rules of
+  :mod:`dialnet.data.columns` decide per column (numeric or categorical),
+  impute missing cells and one-hot encode, with constants learned on the
+  training rows only (by the model's Preprocessor).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import os
 import numpy as np
 
 from ..errors import DataError
-from .preprocessing import MISSING, column_feature_names, encode_columns, fit_columns, is_missing  # noqa: F401  (re-exported)
+from .columns import MISSING, encode_cells, fit_column_rules, is_missing  # noqa: F401  (MISSING: re-exported)
 
 MAX_ROWS = 10_000_000
 MAX_CLASSES_AUTO = 20
@@ -213,7 +214,7 @@ def parse_features(body, columns, names=None, first_line=1, where="the CSV file"
     """The numbers in ``columns`` of the rows ``body`` as a float64 array (missing cells are NaN).
 
     Text cells raise a DataError naming the row and column; for tables
-    with text columns use :func:`dialnet.preprocessing.encode_columns`.
+    with text columns use a Preprocessor (:mod:`dialnet.data.preprocessing`).
     """
     feature_names = [names[c] for c in columns] if names is not None else [f"x{c}" for c in columns]
     X = np.empty((len(body), len(columns)), dtype=np.float64)
@@ -312,9 +313,9 @@ def load_csv(path, target=None, task="auto"):
 
     Returns ``(X, y, class_names, feature_names, target_name)``; for the
     train/test-safe route (encoding fitted on training rows) see
-    :func:`load_table` and :mod:`dialnet.preprocessing`.
+    :func:`load_table` and :mod:`dialnet.data.preprocessing`.
     """
     t = load_table(path, target, task)
-    columns, _notes = fit_columns(t["cells"], t["feature_names"], where=os.path.basename(os.fspath(path)))
-    X, _ = encode_columns(columns, t["cells"])
-    return X, t["y"], t["class_names"], [n for c in columns for n in column_feature_names(c)], t["target_name"]
+    rules, _notes = fit_column_rules(t["cells"], t["feature_names"], where=os.path.basename(os.fspath(path)))
+    X, _ = encode_cells(rules, t["cells"])
+    return X, t["y"], t["class_names"], [n for rule in rules for n in rule.feature_names], t["target_name"]

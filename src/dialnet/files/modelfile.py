@@ -2,8 +2,10 @@
 
 The tensors are the dials (``layers.{i}.weights`` / ``layers.{i}.biases``).
 The metadata (a JSON string under the key ``"dialnet"``) holds the
-architecture, dtype, task, class names, preprocessing (scaling, image
-size) and the dialnet version. Loading reads no code: the file is parsed
+architecture, dtype, task, class names, the preprocessing (a
+:class:`~dialnet.data.preprocessing.Preprocessor`, written with its
+``to_config`` and read back, checked, with ``from_config``) and the
+dialnet version. Loading reads no code: the file is parsed
 with size limits and every field is checked before any array is built.
 
 What the loader refuses, each as a ``ModelFileError``: anything that is not
@@ -36,6 +38,7 @@ from .._version import __version__
 from ..core.layers import LAYERS, Dense
 from ..core.losses import LOSSES
 from ..core.network import TASKS, Network
+from ..data.preprocessing import as_preprocessor
 from ..errors import DialnetError, ModelFileError
 
 FORMAT = "dialnet"
@@ -160,8 +163,14 @@ def network_metadata(net) -> dict:
         "task": net.task,
         "loss": net.loss,
         "class_names": list(net.class_names) if net.class_names is not None else None,
-        "preprocessing": net.preprocessing or {},
+        "preprocessing": preprocessing_config(net),
     }
+
+
+def preprocessing_config(net) -> dict:
+    """``net.preprocessing`` as the JSON object of the model file (``{}`` when it has none)."""
+    pre = as_preprocessor(getattr(net, "preprocessing", None), net.n_inputs, "the network")
+    return {} if pre is None else pre.to_config()
 
 
 def pack(tensors: dict, meta: dict) -> bytes:
@@ -421,7 +430,7 @@ def build_network(tensors, meta, name="<model>", network_class=Network):
     pre = meta.get("preprocessing") or {}
     if not isinstance(pre, dict):
         raise _bad(name, "its preprocessing entry is not a JSON object", "an object", _short(pre))
-    net.preprocessing = pre
+    net.preprocessing = as_preprocessor(pre, net.n_inputs, name)
     net.metadata = meta
     return net
 
