@@ -13,6 +13,10 @@ output heads. For each one, in float64:
   differences to resolve is held to the rounding floor instead (see
   ``rounding_floor``; about 1 array in 2,000 cases).
 
+The same holds with per-sample weights (``sample_weight``: the loss is the
+weighted mean ``sum_i w_i l_i / sum_i w_i``, against torch's unreduced loss
+weighted by hand), on fewer random cases.
+
 A layer or loss registered without a torch reference below fails these
 tests (a ``KeyError`` in the reference, and the coverage tests), it is
 never skipped. ``python tests/test_gradients.py 200`` runs 200 fresh
@@ -111,6 +115,38 @@ TORCH_LOSSES = {
     LS.BinaryCrossEntropy: _torch_bce,
 }
 
+
+# The same losses per sample (shape (n,)), for the weighted mean.
+
+
+def _torch_mse_rows(torch, P, Z, y, fused):
+    T = _torch_targets(torch, y, P.shape[1], one_hot_labels=True)
+    return torch.nn.functional.mse_loss(P, T, reduction="none").mean(dim=1)
+
+
+def _torch_cross_entropy_rows(torch, P, Z, y, fused):
+    T = _torch_targets(torch, y, P.shape[1], one_hot_labels=False)
+    if fused:
+        return torch.nn.functional.cross_entropy(Z, T, reduction="none")
+    if T.ndim == 1:
+        return -torch.log(P)[torch.arange(P.shape[0]), T]
+    return -(T * torch.log(P)).sum(dim=1)
+
+
+def _torch_bce_rows(torch, P, Z, y, fused):
+    F = torch.nn.functional
+    T = _torch_targets(torch, y, P.shape[1], one_hot_labels=False)
+    if fused:
+        return F.binary_cross_entropy_with_logits(Z, T, reduction="none").mean(dim=1)
+    return F.binary_cross_entropy(P, T, reduction="none").mean(dim=1)
+
+
+TORCH_LOSSES_PER_SAMPLE = {
+    LS.MSE: _torch_mse_rows,
+    LS.CrossEntropy: _torch_cross_entropy_rows,
+    LS.BinaryCrossEntropy: _torch_bce_rows,
+}
+
 # Output heads each loss is tested with (layer names after the last Dense),
 # and the kinds of targets it takes. ("softmax", "identity") hides the
 # softmax from the fusion, so the loss works on probabilities.
@@ -172,8 +208,12 @@ def build(case):
     return net, X, y
 
 
-def torch_reference(torch, net, loss, X, y):
-    """Loss, parameter gradients and dL/dX from torch autograd on the same function."""
+def torch_reference(torch, net, loss, X, y, sample_weight=None):
+    """Loss, parameter gradients and dL/dX from torch autograd on the same function.
+
+    With ``sample_weight``: torch's per-sample losses, weighted by hand,
+    ``sum_i w_i l_i / sum_i w_i``.
+    """
     Xt = torch.tensor(X, dtype=torch.float64, requires_grad=True)
     leaves = [torch.tensor(np.asarray(p), dtype=torch.float64, requires_grad=True) for p in net.parameters()]
     params = iter(leaves)
@@ -181,7 +221,12 @@ def torch_reference(torch, net, loss, X, y):
     for layer in net.layers:
         logits = out
         out = TORCH_LAYERS[type(layer)](torch, layer, out, params)
-    value = TORCH_LOSSES[type(loss)](torch, out, logits, y, loss.fuses(net.layers[-1]))
+    fused = loss.fuses(net.layers[-1])
+    if sample_weight is None:
+        value = TORCH_LOSSES[type(loss)](torch, out, logits, y, fused)
+    else:
+        w = torch.from_numpy(np.asarray(sample_weight, dtype=np.float64))
+        value = (w * TORCH_LOSSES_PER_SAMPLE[type(loss)](torch, out, logits, y, fused)).sum() / w.sum()
     value.backward()
     return value.item(), [leaf.grad.numpy() for leaf in leaves], Xt.grad.numpy()
 
@@ -196,7 +241,7 @@ def assert_matches(name, got, ref, tol):
     return err / scale if scale else 0.0
 
 
-def check_case(torch, case):
+def check_case(torch, case, sample_weight=None):
     """Run one case through every check; return (worst torch error, gradcheck error)."""
     net, X, y = build(case)
     loss = LS.get_loss(case.loss)
@@ -204,14 +249,16 @@ def check_case(torch, case):
     mask_states = [d.rng.bit_generator.state for d in dropouts]
 
     # dialnet: forward, loss, backward (training mode: dropout masks are drawn)
-    value = net.backprop(X, y, loss, training=True)
+    value = net.backprop(X, y, loss, training=True, sample_weight=sample_weight)
     grads = [g.copy() for g in net.gradients()]
-    ref_value, ref_grads, ref_dX = torch_reference(torch, net, loss, X, y)
+    ref_value, ref_grads, ref_dX = torch_reference(torch, net, loss, X, y, sample_weight)
 
     worst = abs(value - ref_value) / abs(ref_value) if ref_value else abs(value)
     assert worst <= TORCH_TOL, f"loss value {value!r} vs torch {ref_value!r}"
     for k, (g, r) in enumerate(zip(grads, ref_grads)):
         worst = max(worst, assert_matches(f"gradient of parameter {k}", g, r, TORCH_TOL))
+    if sample_weight is not None:
+        return worst, _check_finite_differences(net, loss, X, y, sample_weight)
 
     # dL/dX through Network.backward, with the same masks
     for d, state in zip(dropouts, mask_states):
@@ -223,9 +270,13 @@ def check_case(torch, case):
     for k, (g, r) in enumerate(zip(net.gradients(), ref_grads)):  # the un-fused chain gives them too
         worst = max(worst, assert_matches(f"gradient of parameter {k} via backward()", g, r, TORCH_TOL))
 
-    # turning each dial by hand (inference mode: dropout is the identity)
-    err = dn.gradcheck(net, loss, X, y, eps=FD_STEP)
-    floor = rounding_floor(net.backprop(X, y, loss))
+    return worst, _check_finite_differences(net, loss, X, y)
+
+
+def _check_finite_differences(net, loss, X, y, sample_weight=None):
+    """Turn each dial by hand (inference mode: dropout is the identity); return gradcheck's error."""
+    err = dn.gradcheck(net, loss, X, y, eps=FD_STEP, sample_weight=sample_weight)
+    floor = rounding_floor(net.backprop(X, y, loss, sample_weight=sample_weight))
     for k, (a, n) in enumerate(zip(err.analytic, err.numeric)):
         gap = np.linalg.norm(a - n)
         assert err.errors[k] <= FD_TOL or gap <= floor * np.sqrt(a.size), (
@@ -234,7 +285,7 @@ def check_case(torch, case):
         )
         scale = np.abs(n).max(initial=0.0)
         assert np.all(np.abs(a - n) <= 1e-5 * scale + floor), f"finite differences of parameter {k}, element-wise"
-    return worst, float(err)
+    return float(err)
 
 
 def rounding_floor(loss_value):
@@ -296,6 +347,20 @@ def test_backprop_matches_torch_and_finite_differences_on_random_networks(torch6
     check_case(torch64, case)
 
 
+def sample_weights(n, seed):
+    """Weights >= 0 with some zeros and a spread of sizes, never all zero."""
+    rng = np.random.default_rng(seed)
+    w = rng.choice([0.0, 0.25, 1.0, 2.5, 7.0], size=n)
+    w[rng.integers(n)] = rng.uniform(0.5, 3.0)
+    return w
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases(), weight_seed=st.integers(0, 2**32 - 1))
+def test_weighted_backprop_matches_torch_and_finite_differences_on_random_networks(torch64, case, weight_seed):
+    check_case(torch64, case, sample_weight=sample_weights(case.n, weight_seed))
+
+
 # ------------------------------------------------- the cases the issue names
 
 NAMED = {
@@ -323,9 +388,17 @@ def test_named_case(torch64, name):
     check_case(torch64, Case(layers, loss, target, n, seed=sorted(NAMED).index(name)))
 
 
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_named_case_with_sample_weights(torch64, name):
+    layers, loss, target, n = NAMED[name]
+    seed = sorted(NAMED).index(name)
+    check_case(torch64, Case(layers, loss, target, n, seed=seed), sample_weight=sample_weights(n, seed))
+
+
 def test_every_registered_layer_and_loss_has_a_torch_reference():
     missing = sorted(c.__name__ for c in _registered_layer_classes() if c not in TORCH_LAYERS)
     missing += sorted(c.__name__ for c in _registered_loss_classes() if c not in TORCH_LOSSES)
+    missing += sorted(f"{c.__name__} (per sample)" for c in _registered_loss_classes() if c not in TORCH_LOSSES_PER_SAMPLE)
     missing += sorted(f"{c.__name__} (output heads / targets)" for c in _registered_loss_classes() if c not in HEADS or c not in TARGETS)
     assert not missing, f"registered without a torch reference in tests/test_gradients.py: {missing}"
 

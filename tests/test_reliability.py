@@ -185,6 +185,26 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_to_the_same_bits(tmp_path, r
     assert history.history == ref_history
 
 
+def test_a_checkpoint_from_before_the_running_metrics_still_resumes(tmp_path, reference):
+    X, y = _data()
+    path = tmp_path / "run.ckpt.safetensors"
+    opt = _SigintAt(lr=0.01)
+    opt.fire_at = 7  # mid-epoch: the running metrics of epoch 1 are in the checkpoint
+    with pytest.raises(TrainingInterrupted):
+        _net().fit(X, y, optimizer=opt, checkpoint=path, checkpoint_every=4, **SETUP)
+    net, state, arrays = ckpt.load(path)
+    assert state["metrics"]["rows"] == 7 * 16 and state["step"] == 7
+    del state["metrics"]  # as written before the running metrics existed
+    tensors = {**modelfile.network_tensors(net), **{"checkpoint." + k: v for k, v in arrays.items()}}
+    path.write_bytes(modelfile.pack(tensors, dict(modelfile.network_metadata(net), checkpoint=state)))
+    resumed = _net()
+    history = resumed.fit(X, y, optimizer=dn.Adam(lr=0.01), resume=path, **SETUP)
+    weights, ref_history = reference
+    assert _same_bits(_weights(resumed), weights) and history.history["loss"] == ref_history["loss"]
+    assert history.history["accuracy"][1:] == ref_history["accuracy"][1:]  # epoch 1 counts the rows after the resume
+    assert 0.0 <= history.history["accuracy"][0] <= 1.0
+
+
 def test_checkpointing_does_not_change_the_result_and_a_finished_checkpoint_resumes_at_once(tmp_path, reference):
     X, y = _data()
     path = tmp_path / "ck.safetensors"
@@ -292,7 +312,9 @@ def test_corrupt_checkpoint_fields_are_refused(tmp_path):
     meta = modelfile.network_metadata(net)
     for field, value in [("epoch_rng_state", {"bit_generator": "os.system"}), ("total", float("nan")),
                          ("optimizer", {"name": "adam"}), ("history", {"history": {"loss": ["x"]}, "epochs": []}),
-                         ("version", 99), ("dropout_rng_states", [{"bit_generator": "PCG64", "state": "junk"}])]:
+                         ("version", 99), ("dropout_rng_states", [{"bit_generator": "PCG64", "state": "junk"}]),
+                         ("metrics", {"rows": -1, "correct": 0, "certainty": 0.0}),
+                         ("metrics", {"rows": 3, "correct": 1, "certainty": float("inf")})]:
         bad = dict(state, **{field: value})
         bad_path = tmp_path / f"bad-{field}.safetensors"
         bad_path.write_bytes(modelfile.pack(tensors, dict(meta, checkpoint=bad)))

@@ -26,8 +26,7 @@ from sklearn.utils.estimator_checks import (
 
 import dialnet as dn
 from dialnet.errors import ConfigError, DataError, DialnetError
-from dialnet.core.losses import get_loss
-from dialnet.sklearn import DialnetClassifier, DialnetRegressor, InputTypeError, ParameterError, _SampleWeighted
+from dialnet.sklearn import DialnetClassifier, DialnetRegressor, InputTypeError, ParameterError
 
 FLOAT32_LIMITS = {
     "check_sample_weight_equivalence_on_dense_data": (
@@ -373,33 +372,6 @@ def test_to_network_saves_with_class_names(iris, tmp_path):
     again = dn.load(tmp_path / "binary.safetensors")
     assert again.task == "binary" and again.class_names == ["versicolor", "virginica"]
     np.testing.assert_array_equal(again.predict(X), binary.predict(X) == "virginica")
-
-
-@pytest.mark.parametrize("loss, output", [("cross_entropy", "softmax"), ("binary_cross_entropy", "sigmoid"),
-                                          ("mse", "identity")])
-def test_sample_weighted_loss_gradients(loss, output):
-    rng = np.random.default_rng(0)
-    n, k = 7, 3
-    X = rng.standard_normal((n, 4))
-    T = np.eye(k)[rng.integers(0, k, n)] if output != "identity" else rng.standard_normal((n, k))
-    w = rng.uniform(0.1, 3.0, n)
-    net = dn.mlp([4, 5, k], activation="tanh", output=output, dtype="float64", seed=0)
-    weighted = _SampleWeighted(loss)
-    assert dn.gradcheck(net, weighted, X, np.column_stack([T, w])) < 1e-6
-    # with unit weights it is the plain loss; with weights, the weighted mean of the per-row losses
-    base = get_loss(loss)
-    ones = np.column_stack([T, np.ones(n)])
-    P = net.forward(X)
-    if weighted.fuses_with:
-        Z = net.layers[-1].z
-        assert weighted.value_from_logits(Z, ones) == pytest.approx(base.value_from_logits(Z, T), rel=1e-12)
-        per_row = [base.value_from_logits(Z[i : i + 1], T[i : i + 1]) for i in range(n)]
-        value = weighted.value_from_logits(Z, np.column_stack([T, w]))
-        assert value == pytest.approx(np.dot(per_row, w) / n, rel=1e-12)
-    else:
-        assert weighted.value(P, ones) == pytest.approx(base.value(P, T), rel=1e-12)
-        per_row = [base.value(P[i : i + 1], T[i : i + 1]) for i in range(n)]
-        assert weighted.value(P, np.column_stack([T, w])) == pytest.approx(np.dot(per_row, w) / n, rel=1e-12)
 
 
 def test_feature_names_in_from_a_dataframe():

@@ -9,502 +9,38 @@ itself is dialnet's: :func:`dialnet.mlp` builds the network and
 They do not scale inputs: put a ``StandardScaler`` in front, as with
 scikit-learn's own ``MLPClassifier``.
 
-This is the only dialnet module that imports scikit-learn (the ``sklearn``
-extra). Bad input raises a :class:`dialnet.DialnetError` that is also the
-exception scikit-learn would raise (``InvalidParameterError``,
+This module holds the two public estimators (their targets, scores and
+documentation); what they share (errors, parameters, the fit driver) is in
+``dialnet._sklearn_base``. Only these two modules import scikit-learn (the
+``sklearn`` extra). Bad input raises a :class:`dialnet.DialnetError` that is
+also the exception scikit-learn would raise (``InvalidParameterError``,
 ``NotFittedError``, ``ValueError``, ``TypeError``) with scikit-learn's
 message, so code written for either library keeps working.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
-import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import column_or_1d
 
-from . import backend
-from .errors import ConfigError, DataError, DialnetError
-from .core.losses import Loss, get_loss
-from .model import mlp
-from .train.optimizers import SGD, Adam, Optimizer, RMSprop
-from .train.loop import Callback
+from ._sklearn_base import (
+    DialnetEstimator,
+    InputTypeError,
+    NotFittedError,
+    ParameterError,
+    _dialnet_errors,
+    _parameter_error,
+)
+from .errors import ConfigError, DataError
 
 __all__ = ["DialnetClassifier", "DialnetRegressor", "ParameterError", "NotFittedError", "InputTypeError"]
-
-ACTIVATIONS = ("identity", "sigmoid", "logistic", "tanh", "relu", "leaky_relu")
-SOLVERS = ("sgd", "adam", "rmsprop")
-
-_X_FIX = "pass X as a 2-D array of finite numbers (n_samples, n_features) with the same columns as in fit"
-
-
-# --------------------------------------------------------------------- errors
-
-
-class ParameterError(ConfigError, InvalidParameterError):
-    """A constructor parameter has a bad type or value (scikit-learn's InvalidParameterError)."""
-
-
-class NotFittedError(DialnetError, _SklearnNotFittedError):
-    """The estimator was used before ``fit`` (scikit-learn's NotFittedError)."""
-
-
-class InputTypeError(DataError, TypeError):
-    """Input of a kind the estimator does not take, such as a sparse matrix."""
-
-
-def _what(exc) -> str:
-    return str(exc).rstrip().rstrip(".")
-
-
-@contextlib.contextmanager
-def _dialnet_errors(fix):
-    """Re-raise scikit-learn's validation errors as DialnetErrors of the same type and message."""
-    try:
-        yield
-    except DialnetError:
-        raise
-    except InvalidParameterError as exc:
-        raise ParameterError(_what(exc), fix=fix) from exc
-    except _SklearnNotFittedError as exc:
-        raise NotFittedError(_what(exc), fix="call fit(X, y) first") from exc
-    except ValueError as exc:
-        raise DataError(_what(exc), fix=fix) from exc
-    except TypeError as exc:
-        raise InputTypeError(_what(exc), fix=fix) from exc
-
-
-def _parameter_error(est, name, expected, value, fix):
-    """An error worded like scikit-learn's own parameter messages."""
-    return ParameterError(
-        f"The {name!r} parameter of {type(est).__name__} must be {expected}. Got {value!r} instead",
-        fix=fix,
-    )
-
-
-# ----------------------------------------------------------- weighted losses
-
-
-class _SampleWeighted(Loss):
-    """A dialnet loss whose targets carry one weight per sample in their last column.
-
-    ``L = mean_i w_i l_i``, so ``dL/dz_i = w_i * dl_i/dz_i``: the base loss's
-    gradient scaled row by row (the weight is a constant in the chain rule).
-    The weights ride in the target array so that the fit loop's shuffle keeps
-    each weight with its row. The name is not one :meth:`Network.fit` knows,
-    so it treats the task as regression and skips its per-epoch accuracy
-    pass; the estimator keeps its own scores (``_EpochMonitor``).
-    """
-
-    def __init__(self, base):
-        self.base = get_loss(base)
-        if self.base.name not in ("cross_entropy", "binary_cross_entropy", "mse"):
-            raise ConfigError(
-                f"no sample-weighted form of loss {self.base.name!r}",
-                expected="cross_entropy, binary_cross_entropy or mse",
-                got=repr(self.base.name),
-                fix="use one of those losses",
-            )
-        self.name = f"sample_weighted_{self.base.name}"
-        self.fuses_with = self.base.fuses_with
-
-    def prepare(self, y, n, n_out, dtype):
-        Y = backend.xp.asarray(y, dtype=dtype)
-        if Y.shape != (n, n_out + 1):
-            raise DataError(
-                "weighted targets do not match the network output",
-                expected=f"shape ({n}, {n_out + 1}): targets plus a weight column",
-                got=f"shape {tuple(Y.shape)}",
-                fix="build them with the estimator (this class is internal)",
-            )
-        return Y
-
-    def per_sample(self, P, T, Z=None):
-        """One loss value per row, whose mean is the base loss (from logits ``Z`` when given)."""
-        xp = backend.xp
-        name = self.base.name
-        if name == "cross_entropy":
-            if Z is not None:  # log-sum-exp(z) - z[true]
-                m = Z.max(axis=1, keepdims=True)
-                out = xp.log(xp.exp(Z - m).sum(axis=1))
-                out += m[:, 0]
-                out -= xp.einsum("ij,ij->i", Z, T)
-                return out
-            return -(T * xp.log(xp.maximum(P, np.finfo(P.dtype).tiny))).sum(axis=1)
-        if name == "binary_cross_entropy":
-            if Z is not None:  # max(z, 0) - z y + log(1 + exp(-|z|))
-                return (xp.maximum(Z, 0) - Z * T + xp.log1p(xp.exp(-xp.abs(Z)))).mean(axis=1)
-            eps = np.finfo(P.dtype).eps
-            Pc = xp.clip(P, eps, 1 - eps)
-            return -(T * xp.log(Pc) + (1 - T) * xp.log1p(-Pc)).mean(axis=1)
-        diff = P - T
-        return (diff * diff).mean(axis=1)
-
-    def value_from_logits(self, Z, Y):
-        return float(self.per_sample(None, Y[:, :-1], Z) @ Y[:, -1]) / Z.shape[0]
-
-    def delta_logits(self, P, Y, out=None):
-        out = self.base.delta_logits(P, Y[:, :-1], out=out)
-        out *= Y[:, -1:]
-        return out
-
-    def value(self, P, Y):
-        return float(self.per_sample(P, Y[:, :-1]) @ Y[:, -1]) / P.shape[0]
-
-    def delta(self, P, Y, out=None):
-        out = self.base.delta(P, Y[:, :-1], out=out)
-        out *= Y[:, -1:]
-        return out
-
-
-# ------------------------------------------------------------- epoch monitor
-
-
-class _EpochMonitor(Callback):
-    """scikit-learn's per-epoch bookkeeping, as a dialnet callback.
-
-    Appends to ``loss_curve_`` (training loss plus the L2 penalty
-    ``0.5 * l2 * sum(W**2)``), and with early stopping to
-    ``validation_loss_curve_`` and ``validation_scores_``. Stops when the
-    monitored loss (validation loss with early stopping, training loss
-    otherwise) has not improved by ``tol`` for more than ``n_iter_no_change``
-    epochs, or when ``target_certainty`` is reached; with early stopping the
-    dials of the best validation epoch are restored at the end.
-    """
-
-    def __init__(self, est, l2, X_train, T_train, val):
-        self.est = est
-        self.l2 = l2
-        self.X_train, self.T_train = X_train, T_train
-        self.val = val  # (X_val, T_val, w_val) or None
-
-    def on_train_begin(self, net, history):
-        self.best = math.inf
-        self.best_weights = None
-        self.no_improvement = 0
-        self.reason = None
-
-    def on_epoch_end(self, epoch, logs, net):
-        est = self.est
-        penalty = 0.0
-        if self.l2:
-            penalty = 0.5 * self.l2 * sum(float((d.weights * d.weights).sum()) for d in net.dense_layers)
-        loss = logs["loss"] + penalty
-        est.loss_curve_.append(loss)
-        est.best_loss_ = min(est.best_loss_, loss)
-        P_val = None
-        if self.val is not None:
-            X_val, T_val, w_val = self.val
-            P_val = backend.to_numpy(net._forward(X_val))
-            monitored = logs["val_loss"]
-            est.validation_loss_curve_.append(monitored)
-            est.validation_scores_.append(est._score_outputs(P_val, T_val, w_val))
-        else:
-            monitored = loss
-        self.no_improvement = self.no_improvement + 1 if monitored > self.best - est.tol else 0
-        if monitored < self.best:
-            self.best = monitored
-            if self.val is not None:
-                self.best_weights = net.copy_weights()
-                est.best_validation_score_ = est.validation_scores_[-1]
-        if self.no_improvement > est.n_iter_no_change:
-            what = "validation loss" if self.val is not None else "training loss"
-            self.reason = (
-                f"{what} did not improve by more than tol={est.tol:g} for {est.n_iter_no_change} consecutive epochs"
-            )
-            return True
-        target = getattr(est, "target_certainty", None)
-        if target is not None:
-            if P_val is None:
-                P, T = backend.to_numpy(net._forward(self.X_train[:4096])), self.T_train[:4096]
-            else:
-                P, T = P_val, self.val[1]
-            certainty = est._certainty(P, T)
-            if certainty >= target:
-                where = "validation" if P_val is not None else "training"
-                self.reason = (
-                    f"target certainty {target:g} reached at epoch {epoch + 1} "
-                    f"(mean certainty of the true class {certainty:.3f} on {where} data)"
-                )
-                return True
-        return False
-
-    def on_train_end(self, net, history):
-        if self.best_weights is not None:
-            net.set_weights(self.best_weights)
-            history.best_epoch = int(np.argmin(self.est.validation_loss_curve_[-len(history.epochs):]))
-
-
-# ------------------------------------------------------------------ the base
-
-
-class _DialnetEstimator(BaseEstimator):
-    """What the classifier and the regressor share: parameters, the fit driver, prediction."""
-
-    _parameter_constraints: dict = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS)), list, tuple],
-        "solver": [StrOptions(set(SOLVERS))],
-        "optimizer": [None, Optimizer],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "momentum": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "warm_start": ["boolean"],
-        "verbose": ["verbose"],
-        "dtype": [StrOptions({"float32", "float64"})],
-    }
-
-    # ------------------------------------------------------------ parameters
-
-    def _validate_params(self):
-        with _dialnet_errors(f"pass a value the parameter allows (see help({type(self).__name__}))"):
-            super()._validate_params()
-
-    def set_params(self, **params):
-        with _dialnet_errors("use a name listed by get_params()"):
-            return super().set_params(**params)
-
-    def _hidden_sizes(self):
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, Integral) else list(np.asarray(sizes, dtype=object).ravel())
-        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
-            raise _parameter_error(self, "hidden_layer_sizes", "an int >= 1 or a sequence of ints >= 1",
-                                   self.hidden_layer_sizes, "e.g. hidden_layer_sizes=(20, 20)")
-        return [int(s) for s in sizes]
-
-    def _hidden_activations(self, n_hidden):
-        acts = self.activation
-        if isinstance(acts, str):
-            return acts
-        acts = list(acts)
-        if len(acts) != n_hidden or not all(isinstance(a, str) and a in ACTIVATIONS for a in acts):
-            raise _parameter_error(
-                self, "activation", f"one of {ACTIVATIONS} or a list of {n_hidden} of them (one per hidden layer)",
-                self.activation, "pass one name for every hidden layer, or one name per hidden layer")
-        return acts
-
-    def _make_optimizer(self):
-        if self.optimizer is not None:
-            opt = copy.deepcopy(self.optimizer)  # never change the parameter itself
-            opt.reset()
-            opt.lr = opt.initial_lr
-            return opt
-        lr = self.learning_rate_init
-        if self.solver == "sgd":
-            return SGD(lr=lr, momentum=self.momentum, nesterov=self.momentum > 0)
-        if self.solver == "rmsprop":
-            return RMSprop(lr=lr)
-        return Adam(lr=lr)
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "network_")
-
-    def _check_fitted(self):
-        with _dialnet_errors("call fit(X, y) first"):
-            check_is_fitted(self)
-
-    # ------------------------------------------------------------------- fit
-
-    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
-        hidden = self._hidden_sizes()
-        activation = self._hidden_activations(len(hidden))
-        first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
-        if self.early_stopping and incremental:
-            raise ConfigError(
-                "partial_fit does not support early_stopping=True",
-                expected="early_stopping=False with partial_fit",
-                got="early_stopping=True",
-                fix="use fit() for early stopping, or set early_stopping=False",
-            )
-        dtype = np.dtype(self.dtype)
-        with _dialnet_errors(_X_FIX):
-            X, y = validate_data(
-                self, X, y, dtype=dtype, multi_output=True, y_numeric=self._y_numeric, reset=first_pass
-            )
-            if sample_weight is not None:
-                sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if hasattr(y, "toarray"):  # validate_data lets a sparse (CSR) y through
-            y = y.toarray()
-        T, weights = self._encode_targets(y, first_pass, incremental, classes)
-        if sample_weight is not None:
-            weights = sample_weight if weights is None else weights * sample_weight
-        if weights is not None and not weights.sum() > 0:
-            raise DataError(
-                "all sample weights are zero",
-                expected="sample weights with at least one non-zero number",
-                got=f"{len(weights)} zero weights",
-                fix="give the rows to learn from a positive weight",
-            )
-        if weights is not None and not incremental:
-            self._check_weighted_targets(T, weights)
-        if weights is None:
-            weights = np.ones(X.shape[0])
-
-        if first_pass or not hasattr(self, "_random_state") or not incremental:
-            self._random_state = check_random_state(self.random_state)
-        rs = self._random_state
-        if first_pass:
-            self.network_ = mlp([X.shape[1], *hidden, T.shape[1]], activation=activation, output=self._output,
-                                dtype=self.dtype, seed=int(rs.randint(np.iinfo(np.int32).max)), dropout=self.dropout)
-            self.loss_curve_ = []
-            self.best_loss_ = math.inf
-            self.t_ = 0
-        elif self.network_.sizes[1:-1] != hidden:
-            raise ConfigError(
-                "warm_start cannot change the hidden layers of a fitted network",
-                expected=f"hidden_layer_sizes={tuple(self.network_.sizes[1:-1])}",
-                got=f"hidden_layer_sizes={tuple(hidden)}",
-                fix="set warm_start=False to train a new network",
-            )
-        if self.network_.n_outputs != T.shape[1]:
-            raise DataError(
-                "y has a different number of outputs than in the previous fit",
-                expected=f"{self.network_.n_outputs} output columns",
-                got=f"{T.shape[1]}",
-                fix="pass targets of the same width, or set warm_start=False to start over",
-            )
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer()
-
-        val = None
-        if self.early_stopping:
-            X, X_val, T, T_val, weights, w_val = self._split(X, T, weights, rs)
-            if not weights.sum() > 0:
-                raise DataError("the training rows left after the validation split all have zero weight",
-                                expected="a positive total weight", got="0",
-                                fix="use another random_state or a smaller validation_fraction")
-            val = (X_val, T_val, w_val)
-            self.validation_loss_curve_, self.validation_scores_ = [], []
-            self.best_validation_score_ = None
-        else:
-            self.validation_loss_curve_ = self.validation_scores_ = self.best_validation_score_ = None
-
-        n = X.shape[0]
-        batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
-        mean_weight = float(weights.mean())
-        # Weights are normalised to mean 1 over the training rows so the learning rate means
-        # the same with or without them. alpha is scikit-learn's: it joins the summed
-        # (weighted) gradient of a batch before the division by the batch's total weight.
-        l2 = self.alpha / (batch_size * mean_weight)
-        loss = _SampleWeighted(self._base_loss)
-        Y = np.hstack([T, (weights / mean_weight)[:, None]]).astype(dtype, copy=False)
-        validation = None
-        if val is not None:
-            validation = (X_val, np.hstack([T_val, (w_val / mean_weight)[:, None]]).astype(dtype, copy=False))
-        monitor = _EpochMonitor(self, l2, X, T, val)
-        net = self.network_
-        try:
-            history = net.fit(
-                X, Y, loss=loss, optimizer=self._optimizer, epochs=1 if incremental else self.max_iter,
-                batch_size=batch_size, validation_data=validation, shuffle=self.shuffle,
-                seed=int(rs.randint(np.iinfo(np.int32).max)), callbacks=[monitor], progress=bool(self.verbose), l2=l2,
-            )
-        finally:
-            net.task, net.loss = self._task, self._base_loss
-            net.clear_cache()  # drop batch buffers and the cached view of the training data
-        self.n_iter_ = len(history.epochs)
-        self.t_ += n * self.n_iter_
-        self.loss_ = self.loss_curve_[-1]
-        self.stop_reason_ = history.stop_reason
-        if not incremental and monitor.reason is None and self.n_iter_ == self.max_iter:
-            warnings.warn(
-                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return self
-
-    def _split(self, X, T, weights, rs):
-        stratify = self._stratify_labels(T)
-        n_val = math.ceil(self.validation_fraction * X.shape[0])
-        if stratify is not None and (n_val < len(np.unique(stratify)) or np.bincount(stratify).min() < 2):
-            stratify = None
-        fix = "use more data, a validation_fraction that leaves rows on both sides, or early_stopping=False"
-        with _dialnet_errors(fix):
-            X, X_val, T, T_val, weights, w_val = train_test_split(
-                X, T, weights, test_size=self.validation_fraction, random_state=rs, stratify=stratify)
-        if X_val.shape[0] < 2 or X.shape[0] < 1:
-            raise DataError(
-                "the validation set for early stopping is too small",
-                expected="at least 2 validation rows and 1 training row",
-                got=f"{X_val.shape[0]} validation rows from validation_fraction={self.validation_fraction}",
-                fix="use more data, a larger validation_fraction, or early_stopping=False",
-            )
-        return X, X_val, T, T_val, weights, w_val
-
-    def _check_weighted_targets(self, T, weights):
-        """Hook for the classifier (at least two classes must keep some weight)."""
-
-    def _stratify_labels(self, T):
-        return None
-
-    # ------------------------------------------------------------- predict
-
-    def _outputs(self, X):
-        """The network's outputs for validated ``X`` (certainties or values)."""
-        self._check_fitted()
-        with _dialnet_errors(_X_FIX):
-            X = validate_data(self, X, reset=False, dtype=self.network_.dtype)
-        try:
-            return self.network_.predict_proba(X)
-        finally:
-            self.network_.clear_cache()
-
-    def to_network(self):
-        """The trained dialnet :class:`~dialnet.Network` (a copy), to save, inspect or export.
-
-        Its ``task``, ``loss`` and (for classifiers) ``class_names`` are set,
-        so ``net.save("model.safetensors")`` gives a file that ``dialnet
-        predict`` can label. Changing the copy does not change the estimator.
-        """
-        self._check_fitted()
-        net = copy.deepcopy(self.network_)
-        net.clear_cache()
-        net.task, net.loss = self._task, self._base_loss
-        net.class_names = self._class_names()
-        return net
-
-    def _class_names(self):
-        return None
-
-    @property
-    def coefs_(self):
-        """Weight matrices ``W`` of shape (n_in, n_out), one per Dense layer (the live dials)."""
-        self._check_fitted()
-        return [d.weights for d in self.network_.dense_layers]
-
-    @property
-    def intercepts_(self):
-        """Bias vectors ``b``, one per Dense layer (the live dials)."""
-        self._check_fitted()
-        return [d.biases for d in self.network_.dense_layers]
-
-    def __getstate__(self):
-        if hasattr(self, "network_"):
-            self.network_.clear_cache()
-        return super().__getstate__()
 
 
 _COMMON_DOC = """
@@ -585,7 +121,7 @@ _COMMON_ATTRIBUTES = """
 # ---------------------------------------------------------------- classifier
 
 
-class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
+class DialnetClassifier(ClassifierMixin, DialnetEstimator):
     __doc__ = f"""A multilayer perceptron classifier trained by dialnet's backpropagation.
 
     Two classes get one sigmoid output (binary cross-entropy), more get a
@@ -599,8 +135,9 @@ class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
         ``n_samples / (n_classes * count(class))``. Single-label targets only.
     target_certainty : float in (0, 1], default=None
         Stop once the mean certainty given to the true class reaches this
-        value (on the validation rows with early stopping, else on up to
-        4096 training rows).
+        value (on the validation rows with early stopping, else the running
+        mean over the epoch's training batches). The dials that reached it
+        are kept, even with early stopping.
 
     Attributes
     ----------
@@ -621,7 +158,7 @@ class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
     """
 
     _parameter_constraints: dict = {
-        **_DialnetEstimator._parameter_constraints,
+        **DialnetEstimator._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "target_certainty": [Interval(Real, 0, 1, closed="right"), None],
     }
@@ -834,11 +371,9 @@ class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
             hit = P.argmax(axis=1) == T.argmax(axis=1)
         return float(np.average(hit, weights=weights if weights.sum() > 0 else None))
 
-    def _certainty(self, P, T):
-        """Mean certainty given to the true class (per label for sigmoid outputs)."""
-        if self._output == "softmax":
-            return float((P * T).sum(axis=1).mean())
-        return float(np.where(T > 0.5, P, 1 - P).mean())
+    def _fit_targets(self, T):
+        """Class indices for a softmax output (its fused cross-entropy takes the fast path), else ``T``."""
+        return T.argmax(axis=1) if self._output == "softmax" else T
 
     def _class_names(self):
         return [str(c) for c in self.classes_]
@@ -855,7 +390,8 @@ class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a 0/1 indicator matrix for multi-label.
         sample_weight : array-like of shape (n_samples,), default=None
-            Each row's share of the loss (multiplied by ``class_weight``).
+            Each row's share of the loss (multiplied by ``class_weight``):
+            every batch's loss is the weighted mean of its rows' losses.
 
         Returns
         -------
@@ -910,7 +446,7 @@ class DialnetClassifier(ClassifierMixin, _DialnetEstimator):
 # ----------------------------------------------------------------- regressor
 
 
-class DialnetRegressor(RegressorMixin, _DialnetEstimator):
+class DialnetRegressor(RegressorMixin, DialnetEstimator):
     __doc__ = f"""A multilayer perceptron regressor trained by dialnet's backpropagation.
 
     Identity outputs, one per target column, and the mean squared error.
@@ -1004,7 +540,8 @@ class DialnetRegressor(RegressorMixin, _DialnetEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
-            Each row's share of the loss.
+            Each row's share of the loss: every batch's loss is the weighted
+            mean of its rows' losses.
 
         Returns
         -------
