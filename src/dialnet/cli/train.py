@@ -108,11 +108,10 @@ def add_arguments(p):
 # read lazily, so `dialnet --help` does not import the library.
 PRESETS = {"DEFAULTS": "DATA_DEFAULTS", "DEMO": "DEMO", "CLASSIC": "CLASSIC"}
 EXAMPLES_SHOWN = 5
-# option -> Recipe field, for the options that name something (checked before the numbers, as the Recipe is built)
-NAMED = {"activation": "activation", "output": "output", "loss": "loss", "optimizer": "optimizer",
-         "lr_schedule": "lr_schedule", "scale": "scale", "dtype": "dtype"}
-NUMBERS = {"lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "validation_split": "validation_split",
-           "early_stopping": "early_stopping", "l2": "l2", "dropout": "dropout", "seed": "seed"}
+# options that are Recipe fields of the same name: the ones that name something are checked (by the Recipe)
+# before the numbers, as before the Recipe existed
+NAMED = ("activation", "output", "loss", "optimizer", "lr_schedule", "scale", "dtype")
+NUMBERS = ("lr", "batch_size", "epochs", "validation_split", "early_stopping", "l2", "dropout", "seed")
 
 
 def __getattr__(name):
@@ -142,7 +141,7 @@ def build_recipe(args):
     from ._shared import parse_certainty, parse_hidden  # noqa: PLC0415
 
     preset = workflow.CLASSIC if args.classic else (workflow.DATA_DEFAULTS if args.data else workflow.DEMO)
-    named = {field: getattr(args, option) for option, field in NAMED.items() if getattr(args, option) is not None}
+    named = {name: getattr(args, name) for name in NAMED if getattr(args, name) is not None}
     if args.layers is not None:
         named["hidden"] = parse_hidden(args.layers)
     recipe = replace(preset, **named)
@@ -174,7 +173,7 @@ def build_recipe(args):
     if args.cv and (args.checkpoint or args.resume):
         raise ConfigError("--checkpoint and --resume do not apply to --cv", expected="one training run",
                           got=f"--cv {args.cv}", fix="drop --cv to train (and checkpoint) one model")
-    numbers = {field: getattr(args, option) for option, field in NUMBERS.items() if getattr(args, option) is not None}
+    numbers = {name: getattr(args, name) for name in NUMBERS if getattr(args, name) is not None}
     return replace(recipe, **numbers)
 
 

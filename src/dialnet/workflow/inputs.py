@@ -137,7 +137,7 @@ def _check_width(net, pre, X, name):
         what = f" ({size}x{size} images)" if size else ""
         raise ShapeError(f"{name} does not fit the model: it has a different number of features",
                          expected=f"{net.n_inputs} inputs{what}", got=f"{X.shape[1]} features",
-                         fix="use the same kind of data the model was trained on")
+                         fix="evaluate on the same kind of data the model was trained on")
 
 
 def model_data(net, source, split=None, *, target=None, image_size=None, limit=None, seed=0, cache=None) -> ModelData:
@@ -360,7 +360,7 @@ def pick_row(X, y, index, what):
     """Row ``index`` (negative counts from the end) as ``(X[i:i+1], y[i:i+1] or None, i)``."""
     i = 0 if index is None else index
     if not -len(X) <= i < len(X):
-        raise InvalidValueError(f"row {i} is out of range for {what}", expected=f"0..{len(X) - 1}",
+        raise InvalidValueError(f"--index {i} is out of range for {what}", expected=f"0..{len(X) - 1}",
                                 got=str(i), fix="pick a row that exists")
     i %= len(X)
     return X[i : i + 1], (None if y is None else y[i : i + 1]), i
