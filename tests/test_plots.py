@@ -61,6 +61,7 @@ def test_confusion_matrix_counts_and_plot(trained, tmp_path):
     C = plots.confusion_matrix(y, pred, 3)
     assert C.sum() == len(y) and np.trace(C) == (pred == y).sum()
     assert C[1, 2] == ((y == 1) & (pred == 2)).sum()
+    assert plots.confusion_matrix is dn.train.confusion_matrix  # one confusion matrix, importable from both places
     plots.plot_confusion_matrix(y, pred, class_names=["rows", "columns", "diagonal"], path=tmp_path / "c.png")
     assert_real_png(tmp_path / "c.png")
 

@@ -8,6 +8,8 @@ functions, so ``import dialnet`` stays fast.
 
 :class:`GradientNormRecorder` is a ``fit`` callback that records
 ``||dL/dW||`` of every Dense layer per epoch, for :func:`plot_gradient_norms`.
+``confusion_matrix`` is :func:`dialnet.train.confusion_matrix`, re-exported
+here where it was before.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .. import backend
 from ..errors import ConfigError, DataError, ShapeError, type_name
 from ..core.layers import Dense
 from ..core.losses import get_loss
-from ..train import Callback, History
+from ..train import Callback, History, confusion_matrix  # noqa: F401  (plots.confusion_matrix, as before)
 from .history import clean_history, stored_history
 from .trace import image_shape as guess
 
@@ -113,24 +115,6 @@ def plot_history(history, path=None, title=None):
     reason = getattr(history, "stop_reason", None)
     fig.suptitle(title or ("Training history" + (f": {reason}" if reason else "")), fontsize=10)
     return _finish(fig, path)
-
-
-def confusion_matrix(y_true, y_pred, n_classes=None):
-    """``C[i, j]`` = how many rows of true class ``i`` were predicted as ``j``."""
-    t = np.asarray(y_true).astype(np.int64).ravel()
-    p = np.asarray(y_pred).astype(np.int64).ravel()
-    if t.shape != p.shape:
-        raise ShapeError(
-            "true and predicted labels differ in length",
-            expected="two 1-D arrays of the same length",
-            got=f"{t.size} and {p.size}",
-            fix="pass y and net.predict(X) for the same rows",
-        )
-    if t.size and (t.min() < 0 or p.min() < 0):
-        raise DataError("class labels must be >= 0", expected="labels 0..K-1", got=f"minimum {min(t.min(), p.min())}",
-                        fix="relabel the classes as 0..K-1")
-    k = int(n_classes) if n_classes is not None else int(max(t.max(initial=0), p.max(initial=0)) + 1)
-    return np.bincount(t * k + p, minlength=k * k)[: k * k].reshape(k, k)
 
 
 def plot_confusion_matrix(y_true, y_pred, class_names=None, path=None, title=None):
