@@ -313,8 +313,8 @@ def test_corrupt_checkpoint_fields_are_refused(tmp_path):
     for field, value in [("epoch_rng_state", {"bit_generator": "os.system"}), ("total", float("nan")),
                          ("optimizer", {"name": "adam"}), ("history", {"history": {"loss": ["x"]}, "epochs": []}),
                          ("version", 99), ("dropout_rng_states", [{"bit_generator": "PCG64", "state": "junk"}]),
-                         ("metrics", {"rows": -1, "correct": 0, "certainty": 0.0}),
-                         ("metrics", {"rows": 3, "correct": 1, "certainty": float("inf")})]:
+                         ("metrics", {"rows": -1, "correct": 0, "certainty_units": 0}),
+                         ("metrics", {"rows": 3, "correct": 1, "certainty_units": 0.5})]:
         bad = dict(state, **{field: value})
         bad_path = tmp_path / f"bad-{field}.safetensors"
         bad_path.write_bytes(modelfile.pack(tensors, dict(meta, checkpoint=bad)))

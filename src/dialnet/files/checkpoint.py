@@ -109,10 +109,10 @@ def check_state(state, name="<checkpoint>"):
         isinstance(metrics, dict)
         and _is_int(metrics.get("rows"))
         and _is_int(metrics.get("correct"))
-        and _is_number(metrics.get("certainty"))
-        and math.isfinite(metrics["certainty"])
+        and _is_int(metrics.get("certainty_units"))
     ):
-        raise bad(name, "its running metrics are invalid", "rows, correct and certainty", modelfile._short(metrics))
+        raise bad(name, "its running metrics are invalid", "whole numbers rows, correct and certainty_units",
+                  modelfile._short(metrics))
     for key in ("initial_rng_state", "epoch_rng_state"):
         _need(state, key, lambda v: isinstance(v, dict), name, "a generator state")
     _need(state, "dropout_rng_states", lambda v: isinstance(v, list) and all(isinstance(s, dict) for s in v), name, "a list of generator states")

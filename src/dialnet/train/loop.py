@@ -350,7 +350,7 @@ class _Trainer:
         self.n = X.shape[0]
         self.n_steps = -(-self.n // batch_size)
         self.weight_total = self.n if W is None else float(W.sum(dtype=np.float64))
-        self.metrics = RunningMetrics(net.task)
+        self.metrics = RunningMetrics(net.task, net.n_outputs, batch_size, net.dtype)
         self.truth = self.metrics.truth(Y) if self.metrics.active else None
         self.epoch = self.step = self.global_step = 0
         self.total = 0.0
@@ -385,7 +385,7 @@ class _Trainer:
             value, P = self.net._backprop(Xb, Ys[start:stop], self.loss, True, wb)
             weight = float(wb.sum())
         if Ts is not None and math.isfinite(value):
-            self.metrics.update(P, Ts[start:stop])
+            self.metrics.update(P)
         return value, weight
 
     def advance(self, value, weight):
@@ -427,7 +427,7 @@ class _Trainer:
         for d, state in zip(self.dropouts, snap["dropout"]):
             d.rng.bit_generator.state = state
         self.step, self.total, self.global_step = snap["position"]
-        self.metrics.load_state(snap["metrics"])
+        self.metrics.load_state(snap["metrics"], self.step * self.batch_size)
 
     # ------------------------------------------------------------ the loop
 
@@ -441,6 +441,7 @@ class _Trainer:
         else:
             self.order = (X, Y, W, T)
         pairs = [(a, b) for a, b in zip(sources, self.order) if a is not None]
+        self.metrics.follow(self.order[3])
         bar = _Progress(self.epochs, self.epoch) if self.progress else None
         started = time.perf_counter()
         stopped = history.stopped_epoch is not None  # a resumed run whose stopping rule already fired
@@ -501,7 +502,7 @@ class _Trainer:
         """The hot loop: forward, loss, backward, check the loss, running metrics, update. Nothing else per step."""
         backprop, loss, update = self.net._backprop, self.loss, self.apply_update
         Xs, Ys, Ws, Ts = self.order
-        track = self.metrics.update if Ts is not None else None
+        track = self.metrics.update if Ts is not None else None  # stages the outputs: one copy per step
         isfinite, bs, n_steps = math.isfinite, self.batch_size, self.n_steps
         every, interrupt = self.checkpoint_every or 0, self.interrupt
         step, total, global_step = self.step, self.total, self.global_step
@@ -520,7 +521,7 @@ class _Trainer:
                 self.step, self.total, self.global_step = step, total, global_step
                 raise divergence.Diverged(step)
             if track is not None:
-                track(P, Ts[start:stop])
+                track(P)
             update()
             total += value * weight
             step += 1
@@ -538,7 +539,7 @@ class _Trainer:
         """Metrics, history, callbacks, schedule; True when a stopping rule fired."""
         net, history = self.net, self.history
         logs = {"loss": self.total / self.weight_total}
-        logs.update(self.metrics.logs(net.n_outputs))
+        logs.update(self.metrics.logs())
         if self.Xv is not None:
             val = evaluate_prepared(net, self.Xv, self.Yv, self.loss, sample_weight=self.Wv)
             logs.update({f"val_{k}": v for k, v in val.items()})

@@ -46,26 +46,33 @@ def output_metrics(task, P, Y) -> dict:
 
 
 class RunningMetrics:
-    """Accuracy and certainty summed batch by batch over an epoch (nothing for regression).
+    """Accuracy and certainty over an epoch, from the outputs of the forward passes training made.
 
-    ``truth(Y)`` gives, once per fit, what :meth:`update` compares each
-    batch's outputs with (class indices, or the 0/1 truth per label); the
-    training loop shuffles it with the rows. :meth:`logs` is the running mean
-    over the rows seen since :meth:`reset`. The sums are plain Python
-    numbers, added in step order, so a run resumed from a checkpoint
-    (:meth:`state`, :meth:`load_state`) reports the same bits.
+    The running mean Keras reports: the training loop hands each step's
+    outputs to :meth:`update`, which only copies them into a block of rows
+    (one call: the hot loop stays as fast as without metrics); a full block
+    is compared at once with its rows of the epoch's truth (class indices,
+    or the 0/1 truth per label, in training order: :meth:`follow`). Nothing
+    is kept for regression.
+
+    The sums are exact integers (a certainty counts in units of 2**-32), so
+    they do not depend on where the blocks were cut: a run stopped and
+    resumed from a checkpoint (:meth:`state`, :meth:`load_state`) reports the
+    same bits as one never interrupted.
     """
 
-    def __init__(self, task):
+    UNIT = 2.0**-32  # one count of the certainty sum
+    BLOCK = 2**16  # outputs (rows x units) compared at once
+
+    def __init__(self, task, n_outputs, batch_size, dtype):
         self.task = task
         self.active = task in CLASS_TASKS
-        self._rows = {}
+        self.n_outputs = n_outputs
+        self.capacity = max(batch_size, self.BLOCK // max(n_outputs, 1))
+        self.dtype = dtype
+        self.block = None
+        self.order_truth = None
         self.reset()
-
-    def reset(self):
-        self.rows = 0
-        self.correct = 0
-        self.certainty = 0.0  # summed over rows (classification) or over rows x labels (sigmoid outputs)
 
     def truth(self, Y):
         """What each row's outputs are compared with: class indices, or the 0/1 truth of every label."""
@@ -73,37 +80,67 @@ class RunningMetrics:
             return class_labels(Y)
         return Y >= 0.5
 
-    def update(self, P, truth):
-        """Add one batch: its outputs ``P`` (from the training forward pass) and its rows of :meth:`truth`."""
-        xp = backend.xp
+    def follow(self, truth):
+        """The epoch's :meth:`truth` in training order (an array the loop reshuffles in place each epoch)."""
+        self.order_truth = truth
+
+    def reset(self, offset=0):
+        """Start counting afresh at row ``offset`` of the epoch."""
+        self.rows = self.correct = self.certainty_units = 0
+        self.offset = offset  # the epoch row the staged block starts at
+        self.filled = 0
+
+    def update(self, P):
+        """Stage one batch's outputs ``P``: the rows that follow the ones staged before."""
         n = P.shape[0]
+        if self.filled + n > self.capacity:
+            self.flush()
+        if self.block is None:
+            self.block = backend.xp.empty((self.capacity, P.shape[1]), dtype=P.dtype)
+        backend.xp.copyto(self.block[self.filled : self.filled + n], P)
+        self.filled += n
+
+    def flush(self):
+        """Compare the staged outputs with their rows of the truth and add them to the sums."""
+        m = self.filled
+        if not m:
+            return
+        xp = backend.xp
+        P, truth = self.block[:m], self.order_truth[self.offset : self.offset + m]
         if self.task == "classification":
             self.correct += int(xp.count_nonzero(P.argmax(axis=1) == truth))
-            if P.shape[1] > 1:
-                rows = self._rows.get(n)
-                if rows is None:
-                    rows = self._rows[n] = xp.arange(n)
-                self.certainty += float(P[rows, truth].sum(dtype=np.float64))
+            sure = P[xp.arange(m), truth] if P.shape[1] > 1 else None
         else:
             self.correct += int(xp.count_nonzero(((P >= 0.5) == truth).all(axis=1)))
-            self.certainty += float(xp.where(truth, P, 1 - P).sum(dtype=np.float64))
-        self.rows += n
+            sure = xp.where(truth, P, 1 - P)
+        if sure is not None:
+            self.certainty_units += int(xp.rint(sure.astype(np.float64) * 2.0**32).astype(np.int64).sum())
+        self.rows += m
+        self.offset += m
+        self.filled = 0
 
-    def logs(self, n_outputs) -> dict:
+    def logs(self) -> dict:
+        """``accuracy`` and ``certainty`` over the rows seen since :meth:`reset` (empty for regression)."""
+        self.flush()
         if not self.active or not self.rows:
             return {}
         out = {"accuracy": self.correct / self.rows}
         if self.task != "classification":
-            out["certainty"] = self.certainty / (self.rows * n_outputs)
-        elif n_outputs > 1:
-            out["certainty"] = self.certainty / self.rows
+            out["certainty"] = self.certainty_units * self.UNIT / (self.rows * self.n_outputs)
+        elif self.n_outputs > 1:
+            out["certainty"] = self.certainty_units * self.UNIT / self.rows
         return out
 
     def state(self) -> dict:
-        return {"rows": self.rows, "correct": self.correct, "certainty": self.certainty}
+        """The sums so far, JSON-able (the staged rows are counted first)."""
+        self.flush()
+        return {"rows": self.rows, "correct": self.correct, "certainty_units": self.certainty_units}
 
-    def load_state(self, state):
-        self.rows, self.correct, self.certainty = int(state["rows"]), int(state["correct"]), float(state["certainty"])
+    def load_state(self, state, offset):
+        """Take back :meth:`state`, ``offset`` rows into the epoch (None: nothing counted yet)."""
+        self.reset(offset)
+        if state is not None:
+            self.rows, self.correct, self.certainty_units = (int(state[k]) for k in ("rows", "correct", "certainty_units"))
 
 
 def evaluate_prepared(net, X, Y, loss, batch_size=4096, sample_weight=None):

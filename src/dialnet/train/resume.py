@@ -187,7 +187,7 @@ def load_checkpoint(trainer, stored, state, arrays, name):
     trainer.epoch, trainer.step, trainer.global_step = state["epoch"], state["step"], state["global_step"]
     trainer.total, trainer.retries = float(state["total"]), state["retries"]
     # a checkpoint from before the running metrics existed: the resumed epoch's metrics cover the rows after it
-    trainer.metrics.load_state(state.get("metrics") or {"rows": 0, "correct": 0, "certainty": 0.0})
+    trainer.metrics.load_state(state.get("metrics"), trainer.step * trainer.batch_size)
     trainer.finished, trainer.train_time = state["finished"], float(state["train_time"])
     if trainer.step > trainer.n_steps:
         raise ckpt.bad(name, "its step is past the end of the epoch", f"at most {trainer.n_steps}", str(trainer.step))
@@ -260,5 +260,5 @@ def _load_snapshot(trainer, snap, arrays, params_np, name):
         "t": snap["t"],
         "dropout": snap["dropout_rng_states"],
         "position": (int(step), float(total), int(global_step)),
-        "metrics": {"rows": 0, "correct": 0, "certainty": 0.0},  # the snapshot is taken at the start of an epoch
+        "metrics": None,  # the snapshot is taken at the start of an epoch: nothing counted yet
     }
