@@ -14,8 +14,8 @@ class                  raised for                                   also a
 ``DivergenceError``    a non-finite loss or gradient in training    ``FloatingPointError``
 =====================  ===========================================  ======================
 
-``check_positive_int`` and ``check_number`` are the checks of counts and
-settings every layer shares (one wording for each message).
+``check_positive_int``, ``check_number`` and ``lookup`` (a name in a
+registry) are the checks every layer shares: one wording for each message.
 
 Not errors: ``DivergenceWarning`` (training stopped on divergence with
 ``on_divergence="stop"``) and ``TrainingInterrupted`` (Ctrl-C after a
@@ -178,3 +178,20 @@ def check_number(name, value, low=0.0, high=None, low_open=False) -> float:
             fix=f"choose a valid {name}",
         )
     return number
+
+
+def lookup(table: dict, name, what: str, fix: str, also=()):
+    """``table[str(name).lower()]``: a name looked up in a registry, or a ConfigError listing the names.
+
+    ``what`` names the kind of thing (``"loss"``, ``"optimizer"``...), ``also``
+    adds names accepted elsewhere to the list in the message.
+    """
+    try:
+        return table[str(name).lower()]
+    except KeyError:
+        raise ConfigError(
+            f"unknown {what} {name!r}",
+            expected="one of " + ", ".join(sorted(table)) + "".join(f" or {a!r}" for a in also),
+            got=repr(name),
+            fix=fix,
+        ) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 
-from ..errors import ConfigError
+from ..errors import lookup
 
 
 def glorot_uniform(n_in, n_out, rng, dtype):
@@ -70,12 +70,4 @@ def get_initializer(name):
     """Look an initializer up by name (or pass a callable through)."""
     if callable(name):
         return name
-    try:
-        return INITIALIZERS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown initializer {name!r}",
-            expected="one of " + ", ".join(sorted(INITIALIZERS)) + " or 'auto'",
-            got=repr(name),
-            fix="pass init='auto' (He for ReLU, Glorot otherwise)",
-        ) from None
+    return lookup(INITIALIZERS, name, "initializer", fix="pass init='auto' (He for ReLU, Glorot otherwise)", also=("auto",))

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from .. import backend
-from ..errors import ConfigError, InvalidValueError, check_positive_int
+from ..errors import InvalidValueError, check_positive_int, lookup
 from .init import AUTO_FOR_ACTIVATION, get_initializer
 
 
@@ -438,15 +438,7 @@ def get_activation(name):
     """Build an activation layer from its name (or pass a layer through)."""
     if isinstance(name, Layer):
         return name
-    try:
-        return ACTIVATIONS[str(name).lower()]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown activation {name!r}",
-            expected="one of " + ", ".join(sorted(ACTIVATIONS)),
-            got=repr(name),
-            fix="use activation='relu' or 'sigmoid'",
-        ) from None
+    return lookup(ACTIVATIONS, name, "activation", fix="use activation='relu' or 'sigmoid'")()
 
 
 def auto_init_for(next_layer) -> str:

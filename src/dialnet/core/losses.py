@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..errors import ConfigError, DataError, ShapeError, type_name
+from ..errors import DataError, ShapeError, lookup, type_name
 from .layers import constant, reuse_buffer
 
 
@@ -447,12 +447,4 @@ def get_loss(loss) -> Loss:
         return loss
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss()
-    try:
-        return LOSSES[str(loss).lower()]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown loss {loss!r}",
-            expected="one of " + ", ".join(sorted(LOSSES)),
-            got=repr(loss),
-            fix="use loss='cross_entropy' for classes, 'mse' for numbers",
-        ) from None
+    return lookup(LOSSES, loss, "loss", fix="use loss='cross_entropy' for classes, 'mse' for numbers")()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from ..errors import ConfigError, check_number
+from ..errors import ConfigError, check_number, lookup
 # The schedules lived here before they got a module of their own: old imports keep working.
 from .schedules import SCHEDULES, CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR, get_schedule  # noqa: F401
 
@@ -321,15 +321,7 @@ def get_optimizer(optimizer, lr=None, **kwargs) -> Optimizer:
     """Build an optimizer from its name (or pass an instance through)."""
     if isinstance(optimizer, Optimizer):
         return optimizer
-    try:
-        cls = OPTIMIZERS[str(optimizer).lower()]
-    except KeyError:
-        raise ConfigError(
-            f"unknown optimizer {optimizer!r}",
-            expected="one of " + ", ".join(sorted(OPTIMIZERS)),
-            got=repr(optimizer),
-            fix="use optimizer='adam' (a robust default) or 'sgd'",
-        ) from None
+    cls = lookup(OPTIMIZERS, optimizer, "optimizer", fix="use optimizer='adam' (a robust default) or 'sgd'")
     if lr is not None:
         kwargs["lr"] = lr
     return cls(**kwargs)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..errors import ConfigError, check_number
+from ..errors import check_number, lookup
 
 
 class Schedule:
@@ -109,12 +109,4 @@ def get_schedule(schedule):
     """Build a schedule from its name ('step', 'exponential', 'cosine', 'plateau'), or pass one through (None: none)."""
     if schedule is None or isinstance(schedule, Schedule):
         return schedule
-    try:
-        return SCHEDULES[str(schedule).lower()]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown learning-rate schedule {schedule!r}",
-            expected="one of " + ", ".join(sorted(SCHEDULES)),
-            got=repr(schedule),
-            fix="use lr_schedule='cosine' or leave it out",
-        ) from None
+    return lookup(SCHEDULES, schedule, "learning-rate schedule", fix="use lr_schedule='cosine' or leave it out")()
