@@ -5,7 +5,7 @@ dead ReLUs, vanishing or exploding gradients by layer, a learning rate too
 high (from the training history stored in the model file, or from a short
 probe run with --optimizer/--lr), and a network too small to fit the
 training set (a probe against a 4x wider twin). Every threshold is
-explained in `python -c "import dialnet.doctor; help(dialnet.doctor)"`.
+explained in `python -c "import dialnet; help(dialnet.doctor)"`.
 
 DATA is what `dialnet train` accepts: mnist-10k, mnist, fashion-mnist, a
 CSV file (label last, or --target), an image folder, IDX files, or an
