@@ -7,9 +7,9 @@ class certainties (softmax outputs) for ``samples`` rows, ``batch`` at a
 time. ``quick_samples`` is the size ``--quick`` uses.
 
 The training sizes are epochs of realistic length: dialnet's ``fit`` does
-some work once per epoch that a bare loop does not (input checks, the
-training accuracy on up to 4,096 rows), and a short epoch would time that
-instead of training.
+some work once per call and per epoch that a bare loop does not (input
+checks, the divergence guard's snapshot, the running training accuracy), and
+a short epoch would time that instead of training.
 """
 
 from __future__ import annotations

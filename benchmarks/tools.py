@@ -7,7 +7,7 @@ documentation teaches:
 
 - dialnet: the public ``net.fit(...)`` with ``optimizer=dn.SGD(lr)``, one
   epoch, no shuffling (so its time includes what fit does per call: input
-  checks, the end-of-epoch training accuracy, the divergence guard);
+  checks, the running training accuracy and certainty, the divergence guard);
   inference by ``net.predict_proba``.
 - PyTorch: an ``nn.Sequential`` of ``Linear`` and activation modules,
   ``nn.CrossEntropyLoss`` on the logits, ``torch.optim.SGD``, the usual
