@@ -68,7 +68,8 @@ def test_float64_network_exports_as_double():
 def test_file_has_dynamic_batch_names_metadata_and_opset(tmp_path):
     net = dn.mlp([4, 6, 3], activation="tanh", output="softmax", seed=0)
     net.class_names = ["setosa", "versicolor", "virginica"]
-    net.preprocessing = {"scale": "standard", "mean": np.array([1.0, 2.0, 3.0, 4.0])}
+    rows = np.array([[1.0, 2.0, 3.0, 4.0], [3.0, 4.0, 5.0, 6.0]])
+    net.preprocessing = dn.Preprocessor(scaling="standard").fit(rows)
     path = tmp_path / "iris.onnx"
     assert dn.export_onnx(net, path) == path
     assert sorted(os.listdir(tmp_path)) == ["iris.onnx"]  # no temp file left behind
@@ -82,7 +83,9 @@ def test_file_has_dynamic_batch_names_metadata_and_opset(tmp_path):
     assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["batch", 3]
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["class_names"]) == ["setosa", "versicolor", "virginica"]
-    assert json.loads(props["preprocessing"]) == {"scale": "standard", "mean": [1.0, 2.0, 3.0, 4.0]}
+    stored = json.loads(props["preprocessing"])
+    assert stored == net.preprocessing.to_config()  # the model file's JSON, the same constants
+    assert (stored["scaling"], stored["mean"], stored["std"]) == ("standard", [2.0, 3.0, 4.0, 5.0], [1.0, 1.0, 1.0, 1.0])
     assert props["dialnet_version"] == dn.__version__
     assert (props["input_name"], props["output_name"], props["output_kind"]) == ("input", "output", "certainties")
     assert verify_onnx(net, path, n_samples=1)["max_abs_diff"] <= 1e-6

@@ -34,8 +34,7 @@ from .errors import (
 )
 from .files.onnx import export_onnx
 from .model import Network, from_torch_sequential, from_torch_state_dict, load, mlp
-from .train.loop import Callback, EarlyStopping, History
-from .train.optimizers import SGD, Adam, AdamW, CosineLR, ExponentialLR, ReduceLROnPlateau, RMSprop, StepLR
+from .train import SGD, Adam, AdamW, Callback, CosineLR, EarlyStopping, ExponentialLR, History, ReduceLROnPlateau, RMSprop, StepLR
 from . import workflow
 from .workflow import (
     Recipe,

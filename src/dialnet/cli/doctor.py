@@ -40,7 +40,7 @@ def run(args):
 
     from .. import workflow  # noqa: PLC0415
     from ..diagnose.doctor import doctor  # noqa: PLC0415
-    from ..train.optimizers import get_optimizer  # noqa: PLC0415
+    from ..train import get_optimizer  # noqa: PLC0415
 
     net = dn.load(args.model)
     data = workflow.model_data(net, args.data, "train", target=args.target, image_size=args.image_size)

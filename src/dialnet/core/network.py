@@ -112,7 +112,7 @@ class Network:
         self.seed = seed
         self.class_names = None
         self.task = self._default_task()
-        self.preprocessing = {}
+        self.preprocessing = None  # what turns raw inputs into these inputs (a data.Preprocessor), when known
         self.loss = None
         self.history = None
         if seed is not None:

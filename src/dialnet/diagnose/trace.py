@@ -22,6 +22,7 @@ from .. import backend
 from ..errors import ConfigError, InvalidValueError, type_name
 from ..core.layers import Dense
 from ..core.network import Network
+from ..data.preprocessing import as_preprocessor, image_side
 from ..core.losses import get_loss
 
 # A unit is "flat" on a sample when its activation's slope is below this
@@ -35,26 +36,15 @@ _PEAK_SLOPE = {"sigmoid": 0.25, "tanh": 1.0}
 
 
 def image_shape(net):
-    """The (rows, cols) the input vector came from, if it looks like an image.
+    """The (rows, cols) the input vector came from, if it is an image; else None.
 
-    Read from ``net.preprocessing`` (``image_size`` / ``image_shape``) when
-    the model file says so; otherwise a square side when the input width is
-    a perfect square of at least 16 (25x25 = 625, 28x28 = 784). ``None``
-    when neither holds.
+    The one rule, :func:`dialnet.data.preprocessing.image_side`: the size an
+    image model's Preprocessor stored; none for a table with named columns;
+    else a square side when the input width is a perfect square (625 -> 25).
     """
-    pre = getattr(net, "preprocessing", None) or {}
-    for key in ("image_shape", "image_size"):
-        value = pre.get(key) if isinstance(pre, dict) else None
-        if isinstance(value, (int, np.integer)) and value * value == net.n_inputs:
-            return int(value), int(value)
-        if isinstance(value, (list, tuple)) and len(value) >= 2:
-            rows, cols = int(value[0]), int(value[1])
-            if rows * cols == net.n_inputs:
-                return rows, cols
-    side = math.isqrt(net.n_inputs)
-    if side >= 4 and side * side == net.n_inputs:
-        return side, side
-    return None
+    pre = as_preprocessor(getattr(net, "preprocessing", None), net.n_inputs, "the network")
+    side = image_side(net.n_inputs, pre)
+    return None if side is None else (side, side)
 
 
 def _blocks(net):

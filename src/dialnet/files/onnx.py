@@ -31,7 +31,7 @@ from .._version import __version__
 from ..core.layers import Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from ..core.network import Network
 from ..errors import ConfigError
-from .modelfile import atomic_write_bytes
+from .modelfile import atomic_write_bytes, preprocessing_config
 
 DEFAULT_OPSET = 13
 MIN_OPSET = 13  # Softmax over one axis; the ops below mean the same in every opset from 13 on
@@ -118,7 +118,7 @@ def metadata(net, input_name=INPUT_NAME, output_name=OUTPUT_NAME) -> dict:
         "output_kind": "certainties" if net.layers[-1].name == "softmax" else net.layers[-1].name,
         "task": str(net.task),
         "class_names": json.dumps(class_names),
-        "preprocessing": json.dumps(getattr(net, "preprocessing", None) or {}, sort_keys=True, default=_json_value),
+        "preprocessing": json.dumps(preprocessing_config(net), sort_keys=True, default=_json_value),
         "architecture": json.dumps([{"type": layer.name, **layer.config()} for layer in net.layers]),
         "dtype": net.dtype.name,
     }

@@ -22,8 +22,6 @@ import math
 
 from .. import backend
 from ..errors import ConfigError, check_number, lookup
-# The schedules lived here before they got a module of their own: old imports keep working.
-from .schedules import SCHEDULES, CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR, get_schedule  # noqa: F401
 
 
 FLAT = "flat"  # the state key of the one flat parameter array

@@ -31,7 +31,8 @@ from ..core.network import OUTPUTS
 from ..data.preprocessing import check_scaling
 from ..errors import ConfigError, InvalidValueError, check_positive_int
 from ..model import mlp
-from ..train.optimizers import OPTIMIZERS, CosineLR, ReduceLROnPlateau, get_optimizer, get_schedule
+from ..train import CosineLR, ReduceLROnPlateau, get_optimizer, get_schedule
+from ..train.optimizers import OPTIMIZERS
 
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "sgd": 0.1}
 MIN_EPOCHS, MIN_STEPS = 100, 20_000
