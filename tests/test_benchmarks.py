@@ -1,7 +1,7 @@
 """The benchmark command runs and prints its table (no speed is ever asserted here).
 
 That the fast paths it measures compute exactly what the plain formulas
-compute is tested with the core (tests/test_core.py, tests/test_optimizers.py)."""
+compute is tested with the core (tests/core/test_core.py, tests/train/test_optimizers.py)."""
 
 from __future__ import annotations
 

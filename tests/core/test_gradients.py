@@ -19,7 +19,7 @@ weighted by hand), on fewer random cases.
 
 A layer or loss registered without a torch reference below fails these
 tests (a ``KeyError`` in the reference, and the coverage tests), it is
-never skipped. ``python tests/test_gradients.py 200`` runs 200 fresh
+never skipped. ``python tests/core/test_gradients.py 200`` runs 200 fresh
 random cases and prints the largest errors seen.
 """
 
@@ -400,7 +400,7 @@ def test_every_registered_layer_and_loss_has_a_torch_reference():
     missing += sorted(c.__name__ for c in _registered_loss_classes() if c not in TORCH_LOSSES)
     missing += sorted(f"{c.__name__} (per sample)" for c in _registered_loss_classes() if c not in TORCH_LOSSES_PER_SAMPLE)
     missing += sorted(f"{c.__name__} (output heads / targets)" for c in _registered_loss_classes() if c not in HEADS or c not in TARGETS)
-    assert not missing, f"registered without a torch reference in tests/test_gradients.py: {missing}"
+    assert not missing, f"registered without a torch reference in tests/core/test_gradients.py: {missing}"
 
 
 def test_named_cases_cover_every_layer_and_both_paths_of_every_fusing_loss():
@@ -471,7 +471,7 @@ def test_gradcheck_float32_network_is_checked_in_float64_copy():
 
 
 def measure(n_cases):
-    """Largest errors over ``n_cases`` fresh random cases (not derandomized): ``python tests/test_gradients.py 200``."""
+    """Largest errors over ``n_cases`` fresh random cases (not derandomized): ``python tests/core/test_gradients.py 200``."""
     import torch  # noqa: PLC0415
     from hypothesis import Phase  # noqa: PLC0415
 

@@ -145,7 +145,7 @@ def test_bundled_data_ships_with_its_attribution():
             "t10k-labels-idx1-ubyte.gz", "README.md"} <= names
     note = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
     assert "CC BY-SA 3.0" in note and "LeCun" in note and "MIT" in note
-    pyproject = open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"), encoding="utf-8").read()
+    pyproject = open(os.path.join(os.path.dirname(__file__), "..", "..", "pyproject.toml"), encoding="utf-8").read()
     assert "data/bundled/mnist-10k/*" in pyproject
 
 

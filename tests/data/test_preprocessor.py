@@ -13,7 +13,7 @@ from dialnet.data.columns import ColumnRule
 from dialnet.data.preprocessing import Preprocessor, as_preprocessor, image_side
 from dialnet.errors import ConfigError, ModelFileError, ShapeError
 
-FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "v0.1.0"
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "files" / "fixtures" / "v0.1.0"
 
 
 def _cells():

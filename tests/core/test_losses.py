@@ -1,7 +1,7 @@
 """The one loss step, ``Loss.value_and_delta``: fused or not, weighted or not, and where it is used.
 
 Gradients of every loss against torch and finite differences, with and
-without weights, are in tests/test_gradients.py; here are the properties of
+without weights, are in tests/core/test_gradients.py; here are the properties of
 the weighted mean itself and the paths that reach it (fit, evaluate, gradcheck).
 """
 

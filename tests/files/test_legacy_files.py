@@ -1,6 +1,6 @@
 """Model files written by dialnet 0.1.0, before the redesign, still load and answer the same.
 
-``tests/fixtures/v0.1.0/`` holds two files that version wrote with `dialnet
+``tests/files/fixtures/v0.1.0/`` holds two files that version wrote with `dialnet
 train` (a CSV model with an ID column, a text column and blanks; a digits
 model) and, in ``expected.json``, the encoded inputs and certainties that
 version computed. Nothing here is regenerated: these bytes are the contract.
