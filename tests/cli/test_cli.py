@@ -8,6 +8,7 @@ folder, with its download cache pointed there too. Runs are kept small
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -131,7 +132,7 @@ def test_csv_train_predict_evaluate_with_string_labels(tmp_path):
     assert "168 training / 42 test samples, 7 inputs (from 7 columns), 3 classes" in out
     assert "Network 7-64-64-3 (relu hidden, softmax output)" in out and "target certainty" not in out  # DATA defaults
     assert _percent(out, "Test accuracy") > 85.0
-    rows = open(csv, encoding="utf-8").read().splitlines()
+    rows = pathlib.Path(csv).read_text(encoding="utf-8").splitlines()
     (tmp_path / "two.csv").write_text("\n".join(rows[:3]) + "\n")  # header + 2 rows, label column included
     inline = rows[1].rsplit(",", 1)[0]
     out = ok(dialnet("predict", "wheat.safetensors", "two.csv", inline, "--top", "0", cwd=tmp_path))

@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import json
 import os
+import pathlib
 import re
 import socket
 import threading
@@ -143,9 +144,9 @@ def test_bundled_data_ships_with_its_attribution():
     names = set(os.listdir(folder))
     assert {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
             "t10k-labels-idx1-ubyte.gz", "README.md"} <= names
-    note = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
+    note = pathlib.Path(folder, "README.md").read_text(encoding="utf-8")
     assert "CC BY-SA 3.0" in note and "LeCun" in note and "MIT" in note
-    pyproject = open(os.path.join(os.path.dirname(__file__), "..", "..", "pyproject.toml"), encoding="utf-8").read()
+    pyproject = pathlib.Path(__file__).resolve().parents[2].joinpath("pyproject.toml").read_text(encoding="utf-8")
     assert "data/bundled/mnist-10k/*" in pyproject
 
 
