@@ -46,3 +46,12 @@ def test_old_table_model_evaluates_raw_csv_rows_as_before(capsys):
 def test_old_digits_model_evaluates_the_bundled_test_digits_as_before(capsys):
     argv = ["evaluate", str(FIXTURES / "digits_model.safetensors"), "mnist-10k"]
     assert _accuracy_line(argv, capsys) == "Accuracy: 22.55% (451 of 2,000)"
+
+
+def test_old_table_model_encodes_raw_cells_as_before():
+    """ID dropped, text one-hot, blank -> the stored median, standard scaling: the same inputs as 0.1.0 computed."""
+    net = dn.load(FIXTURES / "table_model.safetensors")
+    want = EXPECTED["table"]
+    assert any(cell == "" for row in want["cells"] for cell in row), "the fixture rows must include a blank cell"
+    X = net.preprocessing.transform(np.asarray(want["cells"], dtype=object))
+    np.testing.assert_allclose(X, np.asarray(want["X"]), rtol=1e-6, atol=1e-6)
