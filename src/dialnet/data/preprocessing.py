@@ -433,6 +433,11 @@ def as_preprocessor(value, n_inputs=None, name="the model"):
     return Preprocessor.from_config(value, n_inputs, name)
 
 
+def preprocessor_of(net):
+    """A network's Preprocessor (its ``preprocessing`` attribute read by :func:`as_preprocessor`), or None."""
+    return as_preprocessor(getattr(net, "preprocessing", None), net.n_inputs, "the network")
+
+
 # ------------------------------------------------------------ the functions before the Preprocessor (kept working)
 
 

@@ -22,7 +22,7 @@ from .. import backend
 from ..errors import ConfigError, InvalidValueError, type_name
 from ..core.layers import Dense
 from ..core.network import Network
-from ..data.preprocessing import as_preprocessor, image_side
+from ..data.preprocessing import image_side, preprocessor_of
 from ..core.losses import get_loss
 
 # A unit is "flat" on a sample when its activation's slope is below this
@@ -42,8 +42,7 @@ def image_shape(net):
     image model's Preprocessor stored; none for a table with named columns;
     else a square side when the input width is a perfect square (625 -> 25).
     """
-    pre = as_preprocessor(getattr(net, "preprocessing", None), net.n_inputs, "the network")
-    side = image_side(net.n_inputs, pre)
+    side = image_side(net.n_inputs, preprocessor_of(net))
     return None if side is None else (side, side)
 
 

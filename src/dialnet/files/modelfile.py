@@ -38,7 +38,7 @@ from .._version import __version__
 from ..core.layers import LAYERS, Dense
 from ..core.losses import LOSSES
 from ..core.network import TASKS, Network
-from ..data.preprocessing import as_preprocessor
+from ..data.preprocessing import as_preprocessor, preprocessor_of
 from ..errors import DialnetError, ModelFileError
 
 FORMAT = "dialnet"
@@ -169,7 +169,7 @@ def network_metadata(net) -> dict:
 
 def preprocessing_config(net) -> dict:
     """``net.preprocessing`` as the JSON object of the model file (``{}`` when it has none)."""
-    pre = as_preprocessor(getattr(net, "preprocessing", None), net.n_inputs, "the network")
+    pre = preprocessor_of(net)
     return {} if pre is None else pre.to_config()
 
 

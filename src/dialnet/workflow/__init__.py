@@ -23,11 +23,10 @@ from .inputs import (
     model_inputs,
     model_rows,
     pick_row,
-    predict_targets,
     prepare_rows,
-    preprocessor_of,
 )
-from .metrics import classification_metrics, evaluate_model, format_regression, regression_metrics
+from ..data.preprocessing import preprocessor_of
+from .metrics import classification_metrics, evaluate_model, format_regression, predict_targets, regression_metrics
 from .recipe import CLASSIC, DATA_DEFAULTS, DEFAULT_LR, DEMO, Recipe
 from .training import (
     CrossValidation,

@@ -19,7 +19,7 @@ import numpy as np
 from .. import data as datasets
 from ..data import border_mean, load_image, load_npz
 from ..data.images import IMAGE_EXTENSIONS
-from ..data.preprocessing import as_preprocessor, image_side
+from ..data.preprocessing import image_side, preprocessor_of
 from ..data.splits import subset
 from ..data.tabular import check_widths, has_header, parse_features, read_rows
 from ..errors import DataError, InvalidValueError, ShapeError
@@ -28,24 +28,10 @@ FALLBACK_IMAGE_SIZE = 25  # what a table model "resizes" images to: the size onl
 SPLITS = (None, "test", "train", "all")
 
 
-def preprocessor_of(net):
-    """The network's Preprocessor, or None when it has none."""
-    return as_preprocessor(getattr(net, "preprocessing", None), net.n_inputs, "the network")
-
-
 def prepare_rows(net, X):
     """Raw rows (numbers, or a table's text cells) -> the network's inputs, by its stored preprocessing."""
     pre = preprocessor_of(net)
     return pre.transform(X, net.dtype) if pre is not None else np.asarray(X, dtype=np.float64).astype(net.dtype)
-
-
-def predict_targets(net, X):
-    """What the model answers for inputs ``X``: class indices, or values in the target's units (regression)."""
-    out = net.predict(X)
-    if net.task != "regression":
-        return out
-    pre = preprocessor_of(net)
-    return pre.unscale_target(out) if pre is not None else np.asarray(out, dtype=np.float64)
 
 
 # ------------------------------------------------------------------ data sets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.preprocessing import as_preprocessor
+from ..data.preprocessing import preprocessor_of
 from ..train import confusion_matrix
 
 
@@ -47,6 +47,15 @@ def classification_metrics(y, pred, n_classes) -> dict:
     }
 
 
+def predict_targets(net, X):
+    """What the model answers for inputs ``X``: class indices, or values in the target's units (regression)."""
+    out = net.predict(X)
+    if net.task != "regression":
+        return out
+    pre = preprocessor_of(net)
+    return pre.unscale_target(out) if pre is not None else np.asarray(out, dtype=np.float64)
+
+
 def evaluate_model(net, X, y) -> dict:
     """A model's scores on preprocessed inputs ``X`` and labels ``y`` (what ``dialnet evaluate`` prints).
 
@@ -55,9 +64,7 @@ def evaluate_model(net, X, y) -> dict:
     those units too), the baseline being the training mean stored with the model.
     """
     if net.task == "regression":
-        pre = as_preprocessor(getattr(net, "preprocessing", None), net.n_inputs, "the network")
-        out = net.predict(X)
-        pred = pre.unscale_target(out) if pre is not None else out
-        return {**regression_metrics(y, pred, None if pre is None else pre.target_mean), "n": len(y)}
+        pre = preprocessor_of(net)
+        return {**regression_metrics(y, predict_targets(net, X), None if pre is None else pre.target_mean), "n": len(y)}
     pred = net.predict_proba(X).argmax(axis=1)
     return {**classification_metrics(y, pred, net.n_outputs), "loss": net.evaluate(X, y)["loss"]}
