@@ -28,20 +28,31 @@ def class_labels(Y):
     return Y if Y.ndim == 1 else Y.argmax(axis=1)
 
 
+def truth_of(task, Y):
+    """What outputs are compared with: class indices (classification), or the 0/1 truth of every label."""
+    return class_labels(Y) if task == "classification" else Y >= 0.5
+
+
+def row_scores(task, P, truth):
+    """Per row of outputs ``P``: right or not, and the certainty given to the truth (None for one softmax output)."""
+    xp = backend.xp
+    if task == "classification":
+        hits = P.argmax(axis=1) == truth
+        sure = P[xp.arange(P.shape[0]), truth] if P.shape[1] > 1 else None
+    else:
+        hits = ((P >= 0.5) == truth).all(axis=1)
+        sure = xp.where(truth, P, 1 - P)
+    return hits, sure
+
+
 def output_metrics(task, P, Y) -> dict:
     """Accuracy and mean certainty of the true class of outputs ``P`` against targets ``Y``, where they apply."""
-    xp = backend.xp
-    out = {}
-    if task == "classification":
-        labels = class_labels(Y)
-        out["accuracy"] = float((P.argmax(axis=1) == labels).mean())
-        if P.shape[1] > 1:
-            out["certainty"] = float(P[xp.arange(P.shape[0]), labels].mean())
-    elif task in ("binary", "multilabel"):
-        pred = P >= 0.5
-        truth = Y >= 0.5
-        out["accuracy"] = float((pred == truth).all(axis=1).mean())
-        out["certainty"] = float(xp.where(truth, P, 1 - P).mean())
+    if task not in CLASS_TASKS:
+        return {}
+    hits, sure = row_scores(task, P, truth_of(task, Y))
+    out = {"accuracy": float(hits.mean())}
+    if sure is not None:
+        out["certainty"] = float(sure.mean())
     return out
 
 
@@ -76,9 +87,7 @@ class RunningMetrics:
 
     def truth(self, Y):
         """What each row's outputs are compared with: class indices, or the 0/1 truth of every label."""
-        if self.task == "classification":
-            return class_labels(Y)
-        return Y >= 0.5
+        return truth_of(self.task, Y)
 
     def follow(self, truth):
         """The epoch's :meth:`truth` in training order (an array the loop reshuffles in place each epoch)."""
@@ -106,13 +115,8 @@ class RunningMetrics:
         if not m:
             return
         xp = backend.xp
-        P, truth = self.block[:m], self.order_truth[self.offset : self.offset + m]
-        if self.task == "classification":
-            self.correct += int(xp.count_nonzero(P.argmax(axis=1) == truth))
-            sure = P[xp.arange(m), truth] if P.shape[1] > 1 else None
-        else:
-            self.correct += int(xp.count_nonzero(((P >= 0.5) == truth).all(axis=1)))
-            sure = xp.where(truth, P, 1 - P)
+        hits, sure = row_scores(self.task, self.block[:m], self.order_truth[self.offset : self.offset + m])
+        self.correct += int(xp.count_nonzero(hits))
         if sure is not None:
             self.certainty_units += int(xp.rint(sure.astype(np.float64) * 2.0**32).astype(np.int64).sum())
         self.rows += m
