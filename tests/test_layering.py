@@ -30,11 +30,13 @@ LAYERS = [
     ("core", ["dialnet.core"]),
     ("data", ["dialnet.data"]),
     ("files", ["dialnet.files"]),
+    ("distributed", ["dialnet.distributed"]),  # MPI: communicator, sharded reading, reduced statistics
     ("train", ["dialnet.train"]),
     ("diagnose", ["dialnet.diagnose"]),
     ("model", ["dialnet.model"]),
     ("workflow", ["dialnet.workflow"]),
     ("sklearn", ["dialnet.sklearn", "dialnet._sklearn"]),
+    ("explore", ["dialnet.explore"]),  # the live browser explorer: server + static page
     ("package", ["dialnet"]),  # dialnet/__init__.py: re-exports the public names
     ("cli", ["dialnet.cli", "dialnet.__main__"]),
 ]
