@@ -14,8 +14,8 @@ class                  raised for                                   also a
 ``DivergenceError``    a non-finite loss or gradient in training    ``FloatingPointError``
 =====================  ===========================================  ======================
 
-``check_positive_int``, ``check_number`` and ``lookup`` (a name in a
-registry) are the checks every layer shares: one wording for each message.
+``check_positive_int``, ``check_number``, ``check_seed``, ``check_lr`` and
+``lookup`` (a name in a registry) are the checks every layer shares: one wording for each message.
 
 Not errors: ``DivergenceWarning`` (training stopped on divergence with
 ``on_divergence="stop"``) and ``TrainingInterrupted`` (Ctrl-C after a
@@ -119,14 +119,16 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training: the current step finished and a checkpoint was written.
 
     Attributes: ``checkpoint`` (its path), ``epoch`` and ``step`` (1-based,
-    where training will continue from).
+    where training will continue from), ``signal_name`` (``"SIGINT"`` or
+    ``"SIGTERM"``: a SIGTERM is handled like Ctrl-C).
     """
 
-    def __init__(self, message, checkpoint=None, epoch=None, step=None):
+    def __init__(self, message, checkpoint=None, epoch=None, step=None, signal_name="SIGINT"):
         super().__init__(message)
         self.checkpoint = checkpoint
         self.epoch = epoch
         self.step = step
+        self.signal_name = signal_name  # "SIGINT" (Ctrl-C) or "SIGTERM" (a scheduler, `docker stop`, `kill`)
 
 
 def type_name(value) -> str:
@@ -178,6 +180,38 @@ def check_number(name, value, low=0.0, high=None, low_open=False) -> float:
             fix=f"choose a valid {name}",
         )
     return number
+
+
+def check_seed(seed, name="seed"):
+    """``seed`` as an ``int`` >= 0 (None passes through), or an :class:`InvalidValueError` naming ``name``.
+
+    NumPy's generators take seeds >= 0 only; a negative or fractional seed
+    is refused here, at the boundary, with one message for the API and the CLI.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InvalidValueError(
+            f"{name} must be a whole number >= 0",
+            expected="an int >= 0 (or None for a fresh random seed)",
+            got=repr(seed)[:80],
+            fix=f"pass e.g. {name}=0" if name == "seed" else f"pass e.g. {name} 0",
+        )
+    return int(seed)
+
+
+def check_lr(lr, name="lr"):
+    """A learning rate as a float > 0 (None passes through): ``fit(lr="fast")`` is an error that says so."""
+    if lr is None:
+        return None
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise InvalidValueError(
+            f"{name} is out of range: a learning rate is a number",
+            expected="a number > 0, e.g. 0.001",
+            got=repr(lr)[:80],
+            fix=f"pass e.g. {name}=0.001 (Adam) or {name}=0.1 (SGD)",
+        )
+    return check_number(name, lr, low=0.0, low_open=True)
 
 
 def lookup(table: dict, name, what: str, fix: str, also=()):

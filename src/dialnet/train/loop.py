@@ -29,7 +29,7 @@ import numpy as np
 from .. import backend
 from ..core.layers import Dense, Dropout
 from ..core.losses import check_sample_weight, get_loss
-from ..errors import ConfigError, DataError, InvalidValueError, ShapeError, check_positive_int, type_name
+from ..errors import ConfigError, DataError, InvalidValueError, ShapeError, check_lr, check_positive_int, check_seed, type_name
 from ..files import checkpoint as ckpt
 from . import divergence, resume as resuming
 from .callbacks import Callback, EarlyStopping, History  # noqa: F401  (dialnet.train.loop.History: the old path)
@@ -150,6 +150,7 @@ def fit(
         learning rate, and why training stopped.
     """
     loss = get_loss(loss) if loss is not None else net.default_loss()
+    lr, seed = check_lr(lr), check_seed(seed)
     if optimizer is None:
         optimizer = Adam(lr=lr if lr is not None else 1e-3)
     else:
