@@ -12,8 +12,9 @@ import copy
 import numpy as np
 
 from .. import backend
-from ..errors import ConfigError, InvalidValueError, ShapeError, type_name
+from ..errors import ConfigError, InvalidValueError, ShapeError, check_seed, type_name
 from .layers import Dense, Dropout, Layer, auto_init_for, get_activation
+from .memory import check_network
 from .losses import check_sample_weight, get_loss
 
 TASKS = ("classification", "binary", "multilabel", "regression")
@@ -464,6 +465,8 @@ def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, 
                 got=repr(list(sizes)),
                 fix="e.g. sizes=[625, 20, 20, 10]",
             )
+    seed = check_seed(seed)
+    check_network(sizes, dtype)  # a size mistake is a ConfigError now, not a MemoryError after gigabytes
     n_hidden = len(sizes) - 2
     acts = [activation] * n_hidden if isinstance(activation, str) or isinstance(activation, Layer) else list(activation)
     if n_hidden == 0 and isinstance(activation, str):
