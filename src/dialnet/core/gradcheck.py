@@ -33,10 +33,11 @@ def numerical_gradients(net, loss, X, Y, eps=1e-6, indices=None, sample_weight=N
     out = []
     for k, p in enumerate(net.parameters()):
         g = np.full(p.shape, np.nan)
-        flat = p.reshape(-1)
-        which = range(flat.size) if indices is None else indices[k]
+        flat = backend.xp.reshape(p, (-1,))  # a view: turning flat[i] turns the dial
+        which = range(flat.shape[0]) if indices is None else indices[k]
         for i in which:
-            old = flat[i].item()
+            i = int(i)
+            old = float(flat[i])
             flat[i] = old + eps
             up = _loss_value(net, X, Y, loss, sample_weight)
             flat[i] = old - eps

@@ -9,6 +9,12 @@ Outputs are written into buffers the layer owns and reuses while the batch
 size stays the same, so a training step allocates (almost) nothing. A
 buffer is overwritten by the next call: ``Network.forward`` copies the
 final result before handing it to the user.
+
+The math is written against the Array API standard through
+:mod:`dialnet.backend`: ``backend.xp`` for the standard's functions,
+``backend.ops`` for element-wise calls into a buffer (``out=``; on a library
+without it the buffer is None and the call returns a fresh array, so every
+call site uses the value returned), and ``backend.dot`` for the products.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from .init import AUTO_FOR_ACTIVATION, get_initializer
 
 @functools.lru_cache(maxsize=256)
 def _constant(value, dtype, backend_name):
-    arr = backend.xp.asarray(value, dtype=dtype)
+    arr = backend.asarray(value, dtype=dtype)
     if backend_name == "numpy":
         arr.flags.writeable = False
     return arr
@@ -42,6 +48,7 @@ def constant(value, dtype):
 
 @functools.lru_cache(maxsize=16)
 def _exp_limit(dtype, backend_name):
+    dtype = backend.numpy_dtype(dtype)
     limit = np.asarray(np.log(np.finfo(dtype).max), dtype=dtype)
     with np.errstate(over="ignore"):
         while not np.isfinite(np.exp(limit)):  # rounding to dtype can land just above
@@ -51,17 +58,20 @@ def _exp_limit(dtype, backend_name):
 
 def exp_limit(dtype):
     """The largest ``x`` of ``dtype`` with a finite ``exp(x)`` (a 0-d array, made once)."""
-    return _exp_limit(np.dtype(dtype), backend.name)
+    return _exp_limit(dtype, backend.name)
 
 
 def reuse_buffer(buffers: dict, key, shape, dtype):
     """The array ``buffers[key]``, made anew only when ``shape`` or ``dtype`` changed.
 
     Layers and losses write their outputs into such buffers, so a training
-    step at a steady batch size allocates nothing.
+    step at a steady batch size allocates nothing. None on a backend without
+    ``out=`` (the call then returns a fresh array).
     """
     buf = buffers.get(key)
     if buf is None or buf.shape != shape or buf.dtype != dtype:
+        if not backend.buffer_ok():
+            return None
         buf = buffers[key] = backend.xp.empty(shape, dtype=dtype)
     return buf
 
@@ -82,7 +92,7 @@ class Layer:
         """A vector of ``n`` ones, kept: sums written as products with it run in BLAS."""
         ones = self._buffers.get("ones")
         if ones is None or ones.shape[0] != n or ones.dtype != dtype:
-            ones = self._buffers["ones"] = backend.xp.ones(n, dtype=dtype)
+            ones = self._buffers["ones"] = backend.xp.ones(n, dtype=backend.native_dtype(dtype))
         return ones
 
     def forward(self, x, training=False):
@@ -144,41 +154,43 @@ class Dense(Layer):
             b = rng.uniform(0.0, 1.0, size=self.n_out).astype(dtype)
         else:
             b = np.zeros(self.n_out, dtype=dtype)
-        self.weights = backend.xp.asarray(W)
-        self.biases = backend.xp.asarray(b)
+        self.weights = backend.asarray(W)
+        self.biases = backend.asarray(b)
         self.grad_weights = backend.xp.zeros_like(self.weights)
         self.grad_biases = backend.xp.zeros_like(self.biases)
         self._buffers = {}
 
     def astype(self, dtype):
-        self.weights = self.weights.astype(dtype)
-        self.biases = self.biases.astype(dtype)
+        self.weights = backend.astype(self.weights, dtype)
+        self.biases = backend.astype(self.biases, dtype)
         self.grad_weights = backend.xp.zeros_like(self.weights)
         self.grad_biases = backend.xp.zeros_like(self.biases)
         self._buffers = {}
 
-    # np.dot hands 2-D products straight to BLAS; np.matmul takes a slower
-    # route for some shapes (X.T @ dZ at batch 1 is an outer product).
+    # backend.dot is np.dot on NumPy: it hands 2-D products straight to BLAS,
+    # where np.matmul takes a slower route for some shapes (X.T @ dZ at batch
+    # 1 is an outer product); the standard's matmul elsewhere.
 
     def forward(self, x, training=False):
-        xp = backend.xp
         self.x = x
         z = self._buffer("z", (x.shape[0], self.n_out), self.weights.dtype)
-        xp.dot(x, self.weights, out=z)
-        xp.add(z, self.biases, out=z)
-        return z
+        z = backend.dot(x, self.weights, out=z)
+        return backend.ops.add(z, self.biases, out=z)
 
     def backward(self, dz, need_dx=True):
-        """``dW = X.T @ dZ``, ``db = 1.T @ dZ`` (a sum over the batch, done by BLAS), ``dX = dZ @ W.T``."""
-        xp = backend.xp
+        """``dW = X.T @ dZ``, ``db = 1.T @ dZ`` (a sum over the batch, done by BLAS), ``dX = dZ @ W.T``.
+
+        The gradients are written into ``grad_weights`` and ``grad_biases``
+        in place (they are views of the network's one flat gradient array).
+        """
+        dot = backend.dot
         n = dz.shape[0]
-        xp.dot(self.x.T, dz, out=self.grad_weights)
-        xp.dot(self._ones(n, dz.dtype), dz, out=self.grad_biases)
+        dot(self.x.T, dz, out=self.grad_weights)
+        dot(self._ones(n, dz.dtype), dz, out=self.grad_biases)
         if not need_dx:
             return None
         dx = self._buffer("dx", (n, self.n_in), dz.dtype)
-        xp.dot(dz, self.weights.T, out=dx)
-        return dx
+        return dot(dz, self.weights.T, out=dx)
 
     def parameters(self):
         return [self.weights, self.biases]
@@ -215,27 +227,26 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def forward(self, z, training=False):
-        xp = backend.xp
+        ops = backend.ops
         self.z = z
         a = self._buffer("a", z.shape, z.dtype)
-        xp.negative(z, out=a)
+        a = ops.negative(z, out=a)
         # exp(-z) stays finite below log(max float): a >= 1/max instead of an
         # overflow warning, and no np.errstate (slower than the math) per call
-        xp.minimum(a, exp_limit(z.dtype), out=a)
-        xp.exp(a, out=a)
+        a = ops.minimum(a, exp_limit(z.dtype), out=a)
+        a = ops.exp(a, out=a)
         one = constant(1, z.dtype)
-        xp.add(a, one, out=a)
-        xp.divide(one, a, out=a)  # same bits as reciprocal, which NumPy does not vectorize
+        a = ops.add(a, one, out=a)
+        a = ops.divide(one, a, out=a)  # same bits as reciprocal, which NumPy does not vectorize
         self.a = a
         return a
 
     def backward(self, da, need_dx=True):
-        xp = backend.xp
+        ops = backend.ops
         dz = self._buffer("dz", da.shape, da.dtype)
-        xp.subtract(constant(1, da.dtype), self.a, out=dz)  # 1 - a is exact near a = 1; a - a*a is not
-        xp.multiply(dz, self.a, out=dz)
-        xp.multiply(dz, da, out=dz)
-        return dz
+        dz = ops.subtract(constant(1, da.dtype), self.a, out=dz)  # 1 - a is exact near a = 1; a - a*a is not
+        dz = ops.multiply(dz, self.a, out=dz)
+        return ops.multiply(dz, da, out=dz)
 
 
 class Tanh(Activation):
@@ -245,17 +256,15 @@ class Tanh(Activation):
 
     def forward(self, z, training=False):
         a = self._buffer("a", z.shape, z.dtype)
-        backend.xp.tanh(z, out=a)
-        self.a = a
-        return a
+        self.a = backend.ops.tanh(z, out=a)
+        return self.a
 
     def backward(self, da, need_dx=True):
-        xp = backend.xp
+        ops = backend.ops
         dz = self._buffer("dz", da.shape, da.dtype)
-        xp.multiply(self.a, self.a, out=dz)
-        xp.subtract(constant(1, da.dtype), dz, out=dz)
-        xp.multiply(dz, da, out=dz)
-        return dz
+        dz = ops.multiply(self.a, self.a, out=dz)
+        dz = ops.subtract(constant(1, da.dtype), dz, out=dz)
+        return ops.multiply(dz, da, out=dz)
 
 
 class ReLU(Activation):
@@ -265,17 +274,14 @@ class ReLU(Activation):
 
     def forward(self, z, training=False):
         a = self._buffer("a", z.shape, z.dtype)
-        backend.xp.maximum(z, constant(0, z.dtype), out=a)
-        self.a = a
-        return a
+        self.a = backend.ops.maximum(z, constant(0, z.dtype), out=a)
+        return self.a
 
     def backward(self, da, need_dx=True):
-        xp = backend.xp
         dz = self._buffer("dz", da.shape, da.dtype)
         # the 0/1 mask is written straight as floats: two float passes, no bool array to cast
-        xp.greater(self.a, constant(0, da.dtype), out=dz)
-        xp.multiply(dz, da, out=dz)
-        return dz
+        dz = backend.greater(self.a, constant(0, da.dtype), out=dz)
+        return backend.ops.multiply(dz, da, out=dz)
 
 
 class LeakyReLU(Activation):
@@ -296,20 +302,15 @@ class LeakyReLU(Activation):
         self.alpha = alpha
 
     def forward(self, z, training=False):
-        xp = backend.xp
-        slope = self._buffer("slope", z.shape, z.dtype)
-        slope[...] = self.alpha
-        xp.copyto(slope, 1, where=z > 0)
-        self.slope = slope
-        a = self._buffer("a", z.shape, z.dtype)
-        xp.multiply(z, slope, out=a)
-        self.a = a
-        return a
+        dtype = z.dtype
+        self.slope = backend.xp.where(z > constant(0, dtype), constant(1, dtype), constant(self.alpha, dtype))
+        a = self._buffer("a", z.shape, dtype)
+        self.a = backend.ops.multiply(z, self.slope, out=a)
+        return self.a
 
     def backward(self, da, need_dx=True):
         dz = self._buffer("dz", da.shape, da.dtype)
-        backend.xp.multiply(da, self.slope, out=dz)
-        return dz
+        return backend.ops.multiply(da, self.slope, out=dz)
 
     def config(self):
         return {"alpha": self.alpha}
@@ -331,30 +332,30 @@ class Softmax(Activation):
         Then ``log a = shifted - log s`` exactly, with no log of a rounded
         probability: the fused cross-entropy reads its value from these two.
         """
-        xp = backend.xp
+        ops = backend.ops
         self.z = z
         n, k = z.shape
         a = self._buffer("a", z.shape, z.dtype)
         shifted = self._buffer("shifted", z.shape, z.dtype)
         m = self._buffer("row_max", (n, 1), z.dtype)
         s = self._buffer("row_sum", (n,), z.dtype)
-        xp.maximum.reduce(z, axis=1, keepdims=True, out=m)
-        xp.subtract(z, m, out=shifted)
-        xp.exp(shifted, out=a)
+        m = backend.row_max(z, out=m)
+        shifted = ops.subtract(z, m, out=shifted)
+        a = ops.exp(shifted, out=a)
         # row sums as a product with a vector of ones: BLAS, where NumPy's
         # reduction along a short last axis goes row by row
-        xp.dot(a, self._ones(k, z.dtype), out=s)
-        xp.divide(a, s[:, None], out=a)
+        s = backend.dot(a, self._ones(k, z.dtype), out=s)
+        a = ops.divide(a, s[:, None], out=a)
         self.shifted, self.row_sum = shifted, s
         self.a = a
         return a
 
-
     def backward(self, da, need_dx=True):
+        ops = backend.ops
         dz = self._buffer("dz", da.shape, da.dtype)
-        backend.xp.multiply(da, self.a, out=dz)
-        s = dz.sum(axis=1, keepdims=True)
-        backend.xp.subtract(da, s, out=dz)
+        dz = ops.multiply(da, self.a, out=dz)
+        s = backend.xp.sum(dz, axis=1, keepdims=True)
+        dz = ops.subtract(da, s, out=dz)
         dz *= self.a
         return dz
 
@@ -400,21 +401,23 @@ class Dropout(Layer):
         if not training or self.p == 0.0:
             self.mask = None
             return x
+        # drawn on the host from the seeded NumPy generator, so every backend gets the same masks
         keep = self.rng.random(x.shape) >= self.p
         mask = self._buffer("mask", x.shape, x.dtype)
-        mask[...] = keep
+        if mask is None:
+            mask = backend.asarray(keep, dtype=x.dtype)
+        else:
+            mask[...] = backend.asarray(keep) if backend.name != "numpy" else keep
         mask *= 1.0 / (1.0 - self.p)
         self.mask = mask
         out = self._buffer("a", x.shape, x.dtype)
-        backend.xp.multiply(x, mask, out=out)
-        return out
+        return backend.ops.multiply(x, mask, out=out)
 
     def backward(self, da, need_dx=True):
         if self.mask is None:
             return da
         dx = self._buffer("dx", da.shape, da.dtype)
-        backend.xp.multiply(da, self.mask, out=dx)
-        return dx
+        return backend.ops.multiply(da, self.mask, out=dx)
 
     def config(self):
         return {"p": self.p}

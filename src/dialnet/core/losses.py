@@ -122,7 +122,7 @@ def check_sample_weight(sample_weight, n, dtype):
             got=f"{n} zero weights",
             fix="give the rows to learn from a positive weight",
         )
-    return backend.xp.asarray(w.astype(dtype))
+    return backend.asarray(w, dtype=dtype)
 
 
 class Loss:
@@ -143,7 +143,7 @@ class Loss:
         raise NotImplementedError
 
     def value(self, P, Y) -> float:
-        return float(self.per_sample(P, Y).mean())
+        return float(backend.xp.mean(self.per_sample(P, Y)))
 
     def per_sample(self, P, Y):
         """One loss value per row (shape ``(n,)``); their mean is :meth:`value`."""
@@ -198,12 +198,11 @@ class Loss:
         return value, (self.delta_logits(head.a, Y, out=out) if need_delta else None)
 
     def _weighted_step(self, P, Y, w, head, out, need_delta):
-        xp = backend.xp
         n = P.shape[0]
-        total = float(w.sum())
+        total = float(backend.total(w))
         norm = total if total > 0 else 1.0  # rows that all weigh 0 teach nothing: value 0, delta 0
         per_row = self.per_sample(P, Y) if head is None else self.per_sample_from_logits(head.z, Y)
-        value = float(xp.dot(per_row, w)) / norm
+        value = float(backend.vdot(per_row, w)) / norm
         if not need_delta:
             return value, None
         d = self.delta(P, Y, out=out) if head is None else self.delta_logits(head.a, Y, out=out)
@@ -234,19 +233,19 @@ class MSE(Loss):
             labels = check_labels(y_arr, n, n_out)
             Y = np.zeros((n, n_out), dtype=dtype)
             Y[np.arange(n), labels] = 1
-            return backend.xp.asarray(Y)
-        return backend.xp.asarray(_as_2d_targets(y_arr, n, n_out, dtype, "MSE"))
+            return backend.asarray(Y)
+        return backend.asarray(_as_2d_targets(y_arr, n, n_out, dtype, "MSE"))
 
     def value(self, P, Y):
         diff = P - Y
-        return float((diff * diff).mean())
+        return float(backend.xp.mean(diff * diff))
 
     def per_sample(self, P, Y):
         diff = P - Y
-        return (diff * diff).mean(axis=1)
+        return backend.xp.mean(diff * diff, axis=1)
 
     def delta(self, P, Y, out=None):
-        out = backend.xp.subtract(P, Y, out=out)
+        out = backend.ops.subtract(P, Y, out=out)
         out *= 2.0 / P.size
         return out
 
@@ -266,7 +265,7 @@ class CrossEntropy(Loss):
     def prepare(self, y, n, n_out, dtype):
         y_arr = np.asarray(y)
         if y_arr.ndim == 1:
-            return backend.xp.asarray(check_labels(y_arr, n, n_out))
+            return backend.asarray(check_labels(y_arr, n, n_out))
         Y = _as_2d_targets(y_arr, n, n_out, dtype, "CrossEntropy")
         if (Y < 0).any():
             raise DataError(
@@ -275,39 +274,35 @@ class CrossEntropy(Loss):
                 got=f"minimum {Y.min()}",
                 fix="pass integer labels or rows of class probabilities",
             )
-        return backend.xp.asarray(Y)
+        return backend.asarray(Y)
 
     @staticmethod
     def _true_term(A, Y):
         """sum_k y_k a_k per row; for label vectors that is a[i, y_i]."""
+        xp = backend.xp
         if Y.ndim == 1:
-            return A[backend.xp.arange(A.shape[0]), Y]
-        return (A * Y).sum(axis=1)
+            return xp.take_along_axis(A, Y[:, None], axis=1)[:, 0]
+        return xp.sum(A * Y, axis=1)
 
     def per_sample_from_logits(self, Z, Y):
         """``logsumexp(z) * sum(y) - sum(y * z)`` per row (``logsumexp(z) - z[true]`` for labels)."""
         xp = backend.xp
-        m = Z.max(axis=1, keepdims=True)
-        lse = xp.log(xp.exp(Z - m).sum(axis=1)) + m[:, 0]
+        m = xp.max(Z, axis=1, keepdims=True)
+        lse = xp.log(xp.sum(xp.exp(Z - m), axis=1)) + m[:, 0]
         if Y.ndim == 1:
             return lse - self._true_term(Z, Y)
-        return lse * Y.sum(axis=1) - self._true_term(Z, Y)
+        return lse * xp.sum(Y, axis=1) - self._true_term(Z, Y)
 
     def value_from_logits(self, Z, Y):
-        return float(self.per_sample_from_logits(Z, Y).mean())
+        return float(backend.xp.mean(self.per_sample_from_logits(Z, Y)))
 
     def delta_logits(self, P, Y, out=None):
-        xp = backend.xp
         n = P.shape[0]
         if Y.ndim == 1:
-            if out is None:
-                out = P.copy()
-            else:
-                xp.copyto(out, P)
-            out[xp.arange(n), Y] -= 1
+            out = backend.ops.subtract(P, self._one_hot(Y, P.shape, P.dtype), out=out)
         else:
             # for rows that do not sum to 1 the exact gradient is p * sum(y) - y
-            out = xp.multiply(P, Y.sum(axis=1, keepdims=True), out=out)
+            out = backend.ops.multiply(P, backend.xp.sum(Y, axis=1, keepdims=True), out=out)
             out -= Y
         out *= 1.0 / n
         return out
@@ -323,48 +318,40 @@ class CrossEntropy(Loss):
         """
         if Y.ndim != 1 or getattr(softmax, "shifted", None) is None:
             return super()._fused_step(softmax, Y, out, need_delta)
-        xp = backend.xp
+        ops = backend.ops
         P = softmax.a
         n = P.shape[0]
         T = self._one_hot(Y, P.shape, P.dtype)
         log_s = self._buffer("log_s", softmax.row_sum.shape, P.dtype)
-        xp.log(softmax.row_sum, out=log_s)
-        value = (float(xp.add.reduce(log_s)) - float(xp.vdot(softmax.shifted, T))) / n
+        log_s = ops.log(softmax.row_sum, out=log_s)
+        value = (float(backend.total(log_s)) - float(backend.vdot(softmax.shifted, T))) / n
         if not need_delta:
             return value, None
-        out = xp.subtract(P, T, out=out)
-        xp.multiply(out, constant(1.0 / n, P.dtype), out=out)
-        return value, out
+        out = ops.subtract(P, T, out=out)
+        return value, ops.multiply(out, constant(1.0 / n, P.dtype), out=out)
 
     def _one_hot(self, labels, shape, dtype):
         """Rows with a 1 in each label's column: one comparison of the labels against 0..K-1."""
         xp = backend.xp
         classes = self.__dict__.get("_classes")
-        if classes is None or classes.shape[0] != shape[1]:
+        if classes is None or classes.shape[0] != shape[1] or not _same_library(classes, labels):
             classes = self._classes = xp.arange(shape[1])
         T = self._buffer("one_hot", shape, dtype)
-        xp.equal(labels[:, None], classes, out=T)
-        return T
+        if T is None:
+            return xp.astype(labels[:, None] == classes, dtype)
+        return xp.equal(labels[:, None], classes, out=T)
 
     def per_sample(self, P, Y):
         xp = backend.xp
-        logp = xp.log(xp.maximum(P, np.finfo(P.dtype).tiny))
+        logp = xp.log(xp.maximum(P, xp.finfo(P.dtype).smallest_normal))
         return -self._true_term(logp, Y)
-
-    def value(self, P, Y):
-        return float(self.per_sample(P, Y).mean())
 
     def delta(self, P, Y, out=None):
         xp = backend.xp
         n = P.shape[0]
-        tiny = np.finfo(P.dtype).tiny
-        if Y.ndim == 1:
-            out = xp.zeros_like(P) if out is None else out
-            out[...] = 0
-            rows = xp.arange(n)
-            out[rows, Y] = -1.0 / (n * xp.maximum(P[rows, Y], tiny))
-            return out
-        out = xp.divide(Y, xp.maximum(P, tiny), out=out)
+        T = self._one_hot(Y, P.shape, P.dtype) if Y.ndim == 1 else Y
+        # -y / (n p): for labels, -1 / (n p[true]) in the label's column, 0 elsewhere
+        out = backend.ops.divide(T, xp.maximum(P, xp.finfo(P.dtype).smallest_normal), out=out)
         out *= -1.0 / n
         return out
 
@@ -389,43 +376,45 @@ class BinaryCrossEntropy(Loss):
                 got=f"values from {Y.min()} to {Y.max()}",
                 fix="use 0/1 labels per output, or a different loss for regression",
             )
-        return backend.xp.asarray(Y)
+        return backend.asarray(Y)
 
     @staticmethod
     def _logit_terms(Z, Y):
         xp = backend.xp
         # -(y log s(z) + (1-y) log(1-s(z))) = max(z,0) - z y + log(1 + exp(-|z|))
-        return xp.maximum(Z, 0) - Z * Y + xp.log1p(xp.exp(-xp.abs(Z)))
+        return xp.maximum(Z, 0.0) - Z * Y + xp.log1p(xp.exp(-xp.abs(Z)))
 
     def value_from_logits(self, Z, Y):
-        return float(self._logit_terms(Z, Y).mean())
+        return float(backend.xp.mean(self._logit_terms(Z, Y)))
 
     def per_sample_from_logits(self, Z, Y):
-        return self._logit_terms(Z, Y).mean(axis=1)
+        return backend.xp.mean(self._logit_terms(Z, Y), axis=1)
 
     def delta_logits(self, P, Y, out=None):
-        out = backend.xp.subtract(P, Y, out=out)
+        out = backend.ops.subtract(P, Y, out=out)
         out *= 1.0 / P.size
         return out
 
     @staticmethod
-    def _terms(P, Y):
+    def _clipped(P):
+        eps = float(backend.xp.finfo(P.dtype).eps)
+        return backend.xp.clip(P, eps, 1 - eps)
+
+    @classmethod
+    def _terms(cls, P, Y):
         xp = backend.xp
-        eps = np.finfo(P.dtype).eps
-        Pc = xp.clip(P, eps, 1 - eps)
+        Pc = cls._clipped(P)
         return -(Y * xp.log(Pc) + (1 - Y) * xp.log1p(-Pc))
 
     def value(self, P, Y):
-        return float(self._terms(P, Y).mean())
+        return float(backend.xp.mean(self._terms(P, Y)))
 
     def per_sample(self, P, Y):
-        return self._terms(P, Y).mean(axis=1)
+        return backend.xp.mean(self._terms(P, Y), axis=1)
 
     def delta(self, P, Y, out=None):
-        xp = backend.xp
-        eps = np.finfo(P.dtype).eps
-        Pc = xp.clip(P, eps, 1 - eps)
-        out = xp.subtract(Pc, Y, out=out)
+        Pc = self._clipped(P)
+        out = backend.ops.subtract(Pc, Y, out=out)
         out /= Pc * (1 - Pc) * P.size
         return out
 
@@ -439,6 +428,11 @@ LOSSES = {
     "binary_cross_entropy": BinaryCrossEntropy,
     "bce": BinaryCrossEntropy,
 }
+
+
+def _same_library(a, b) -> bool:
+    """True when ``a`` and ``b`` are arrays of one library (a kept array may predate a backend switch)."""
+    return type(a) is type(b)
 
 
 def get_loss(loss) -> Loss:

@@ -39,10 +39,10 @@ def all_finite(X) -> bool:
     xp = backend.xp
     if X.size > 4096:
         with np.errstate(over="ignore", invalid="ignore"):  # the verdict is the point, not a warning
-            sums = xp.dot(xp.ones(X.shape[0], dtype=X.dtype), X)
-        if bool(xp.isfinite(sums).all()):
+            sums = backend.dot(xp.ones(X.shape[0], dtype=X.dtype), X)
+        if bool(xp.all(xp.isfinite(sums))):
             return True
-    return bool(xp.isfinite(X).all())
+    return bool(xp.all(xp.isfinite(X)))
 
 
 def _same_arrays(a, b) -> bool:
@@ -119,7 +119,7 @@ class Network:
         if seed is not None:
             self.reset_parameters(seed)
         for layer in dense:
-            if layer.weights.dtype != self.dtype:
+            if backend.numpy_dtype(layer.weights.dtype) != self.dtype:
                 layer.astype(self.dtype)
         self._pack()
 
@@ -152,15 +152,17 @@ class Network:
             return
         xp = backend.xp
         total = sum(p.size for layer in owners for p in layer.parameters())
-        flat_params = xp.empty(total, dtype=self.dtype)
-        flat_grads = xp.zeros(total, dtype=self.dtype)
+        dtype = backend.native_dtype(self.dtype)
+        flat_params = xp.empty(total, dtype=dtype)
+        flat_grads = xp.zeros(total, dtype=dtype)
         offset = 0
         for layer in owners:
             param_views, grad_views = [], []
             for p in layer.parameters():
                 end = offset + p.size
-                param_views.append(flat_params[offset:end].reshape(p.shape))
-                grad_views.append(flat_grads[offset:end].reshape(p.shape))
+                # a contiguous slice reshaped is a view in NumPy, CuPy and the standard's reference library
+                param_views.append(xp.reshape(flat_params[offset:end], p.shape))
+                grad_views.append(xp.reshape(flat_grads[offset:end], p.shape))
                 offset = end
             layer.use_storage(param_views, grad_views)
         self._flat = (flat_params, flat_grads, self._layer_arrays("parameters"), self._layer_arrays("gradients"))
@@ -276,16 +278,16 @@ class Network:
                 got=type_name(X),
                 fix="pass at least one sample",
             )
-        if X.dtype.kind not in "fiub":
+        if backend.numpy_dtype(X.dtype).kind not in "fiub":
             raise InvalidValueError(
                 f"{what} is not numeric",
                 expected="numbers (float or int)",
                 got=f"dtype {X.dtype}",
                 fix="convert text columns to numbers first (the CSV loader does this)",
             )
-        X = backend.xp.asarray(X, dtype=self.dtype)
+        X = backend.asarray(X, dtype=self.dtype)
         if not all_finite(X):
-            bad = int((~backend.xp.isfinite(X)).sum())
+            bad = int((~np.isfinite(backend.to_numpy(X))).sum())
             raise InvalidValueError(
                 f"{what} contains NaN or infinity",
                 expected="finite numbers",
@@ -304,17 +306,17 @@ class Network:
 
     def forward(self, X, training=False):
         """Run the input through every layer; return the outputs (certainties for softmax)."""
-        return self._forward(self._check_X(X), training).copy()
+        return backend.copy(self._forward(self._check_X(X), training))
 
     def backward(self, grad_output):
         """Send ``dL/d(output)`` back through every layer (after a forward).
 
         Fills ``grad_weights``/``grad_biases`` of every Dense and returns ``dL/dX``.
         """
-        d = backend.xp.asarray(grad_output, dtype=self.dtype)
+        d = backend.asarray(grad_output, dtype=self.dtype)
         for layer in reversed(self.layers):
             d = layer.backward(d, need_dx=True)
-        return d.copy()
+        return backend.copy(d)
 
     def _loss_step(self, P, Y, loss, sample_weight=None, need_delta=True):
         """The loss step after a forward pass that returned ``P``: ``(value, delta, last)``.
@@ -363,8 +365,9 @@ class Network:
         """The network's outputs: certainties per class for a softmax output."""
         X = self._check_X(X)
         if X.shape[0] <= batch_size:
-            return backend.to_numpy(self._forward(X).copy())
-        parts = [backend.to_numpy(self._forward(X[i : i + batch_size]).copy()) for i in range(0, X.shape[0], batch_size)]
+            return backend.to_numpy(backend.copy(self._forward(X)))
+        parts = [backend.to_numpy(backend.copy(self._forward(X[i : i + batch_size])))
+                 for i in range(0, X.shape[0], batch_size)]
         return np.concatenate(parts)
 
     def predict(self, X, batch_size=4096):
@@ -389,7 +392,7 @@ class Network:
 
     def copy_weights(self):
         """A copy of every dial (for restoring the best weights later)."""
-        return [p.copy() for p in self.parameters()]
+        return [backend.copy(p) for p in self.parameters()]
 
     def set_weights(self, arrays):
         params = self.parameters()
@@ -408,7 +411,7 @@ class Network:
                     got=str(tuple(np.shape(a))),
                     fix="pass weights from a network of the same architecture",
                 )
-            p[...] = backend.xp.asarray(a, dtype=p.dtype)
+            p[...] = backend.asarray(a, dtype=p.dtype)
 
     def clear_cache(self):
         for layer in self.layers:

@@ -85,7 +85,7 @@ class Optimizer:
             for slot in self.state[0]:
                 buf = xp.empty_like(flat)
                 for i, (off, shape) in enumerate(layout):
-                    buf[off : off + math.prod(shape)] = self.state[i][slot].ravel()
+                    buf[off : off + math.prod(shape)] = xp.reshape(self.state[i][slot], (-1,))
                 gathered[slot] = buf
             self.state = {FLAT: gathered}
         self._flat_of, self._layout = flat, layout
@@ -95,12 +95,12 @@ class Optimizer:
         if FLAT not in self.state:
             return self.state
         return {
-            i: {slot: arr[off : off + math.prod(shape)].reshape(shape) for slot, arr in self.state[FLAT].items()}
+            i: {slot: backend.xp.reshape(arr[off : off + math.prod(shape)], shape) for slot, arr in self.state[FLAT].items()}
             for i, (off, shape) in enumerate(self._layout)
         }
 
     def _make_state_positional(self):
-        self.state = {i: {k: v.copy() for k, v in slots.items()} for i, slots in self._positional_slots().items()}
+        self.state = {i: {k: backend.copy(v) for k, v in slots.items()} for i, slots in self._positional_slots().items()}
         self._flat_of = self._layout = None
 
     def reset(self):
@@ -124,7 +124,7 @@ class Optimizer:
         self._flat_of = self._layout = None
         for key, arr in arrays.items():
             i, slot = key.split(".", 1)
-            self.state.setdefault(int(i), {})[slot] = backend.xp.asarray(arr).copy()
+            self.state.setdefault(int(i), {})[slot] = backend.copy(backend.asarray(arr))
         self.t = int(t)
 
     def __repr__(self):
@@ -161,7 +161,7 @@ class SGD(Optimizer):
         if self.momentum:
             slots = self.state.get(i)
             if slots is None:
-                buf = g.copy()
+                buf = backend.copy(g)
                 self.state[i] = {"momentum": buf}
             else:
                 buf = slots["momentum"]
@@ -177,7 +177,7 @@ class SGD(Optimizer):
         else:
             scratch = xp.empty_like(p)
             self.state.setdefault(i, {})["scratch"] = scratch
-        xp.multiply(g, self.lr, out=scratch)
+        backend.ops.multiply(g, self.lr, out=scratch)
         p -= scratch
 
     def state_arrays(self):
@@ -212,7 +212,7 @@ class Adam(Optimizer):
         super().step(params, grads)
 
     def _update(self, i, p, g):
-        xp = backend.xp
+        xp, ops = backend.xp, backend.ops
         b1, b2 = self.betas
         if self.weight_decay:
             if self.decoupled:
@@ -224,16 +224,16 @@ class Adam(Optimizer):
             slots = self.state[i] = {"m": xp.zeros_like(p), "v": xp.zeros_like(p), "scratch": xp.empty_like(p)}
         m, v, scratch = slots["m"], slots["v"], slots["scratch"]
         m *= b1
-        xp.multiply(g, 1.0 - b1, out=scratch)
+        ops.multiply(g, 1.0 - b1, out=scratch)
         m += scratch
         v *= b2
-        xp.multiply(g, g, out=scratch)
+        ops.multiply(g, g, out=scratch)
         scratch *= 1.0 - b2
         v += scratch
-        xp.sqrt(v, out=scratch)
+        ops.sqrt(v, out=scratch)
         scratch *= 1.0 / self._bc2_sqrt
         scratch += self.eps
-        xp.divide(m, scratch, out=scratch)
+        ops.divide(m, scratch, out=scratch)
         scratch *= self.lr / self._bc1
         p -= scratch
 
