@@ -35,6 +35,7 @@ from .errors import (
 from .files.onnx import export_onnx
 from .model import Network, from_torch_sequential, from_torch_state_dict, load, mlp
 from .train import SGD, Adam, AdamW, Callback, CosineLR, EarlyStopping, ExponentialLR, History, ReduceLROnPlateau, RMSprop, StepLR
+from .train import LBFGS, CSVLogger, LearningRateScheduler, ModelCheckpoint
 from . import workflow
 from .workflow import (
     Recipe,
@@ -70,6 +71,10 @@ __all__ = [
     "trace",
     "BinaryCrossEntropy",
     "Callback",
+    "CSVLogger",
+    "LBFGS",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
     "ConfigError",
     "CosineLR",
     "CrossEntropy",

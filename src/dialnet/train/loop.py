@@ -5,7 +5,12 @@ validated arrays; the trainer's hot loop does per step only forward, loss,
 backward, a finiteness check of the loss, the running metrics and the
 update. Around it, in their own modules:
 
-- :mod:`~dialnet.train.callbacks`: History, Callback, EarlyStopping;
+- :mod:`~dialnet.train.callbacks`: History, Callback, EarlyStopping and the
+  Keras-style ModelCheckpoint, CSVLogger, LearningRateScheduler;
+- :mod:`~dialnet.train.progress`: what ``verbose`` shows (a live bar, one
+  line per epoch, or a notebook display);
+- :mod:`~dialnet.train.lbfgs`: ``optimizer="lbfgs"`` runs full-batch
+  L-BFGS-B instead of the mini-batch loop, with the same epoch end;
 - :mod:`~dialnet.train.metrics`: the running accuracy and certainty, and
   the evaluation of the validation data after each epoch;
 - :mod:`~dialnet.train.divergence`: when the loss (checked every step) or
@@ -31,10 +36,11 @@ from ..core.layers import Dense, Dropout
 from ..core.losses import check_sample_weight, get_loss
 from ..errors import ConfigError, DataError, InvalidValueError, ShapeError, check_lr, check_positive_int, check_seed, type_name
 from ..files import checkpoint as ckpt
-from . import divergence, resume as resuming
-from .callbacks import Callback, EarlyStopping, History  # noqa: F401  (dialnet.train.loop.History: the old path)
+from . import divergence, lbfgs, resume as resuming
+from .callbacks import Callback, EarlyStopping, History, check_callbacks, class_weights  # noqa: F401  (History: the old path)
 from .metrics import CLASS_TASKS, RunningMetrics, evaluate_network, evaluate_prepared  # noqa: F401
 from .optimizers import Adam, get_optimizer
+from .progress import check_verbose, make_display
 from .schedules import get_schedule
 
 ON_DIVERGENCE = ("raise", "stop", "halve")
@@ -65,6 +71,8 @@ def fit(
     checkpoint_every=None,
     resume=None,
     sample_weight=None,
+    class_weight=None,
+    verbose=None,
 ):
     """Train ``net`` on ``(X, y)`` by mini-batch gradient descent with backpropagation.
 
@@ -82,7 +90,10 @@ def fit(
         for a sigmoid yes/no output, squared error otherwise.
     optimizer : str or Optimizer, optional
         Default ``Adam(lr=1e-3)``; a name ('sgd', 'adam', 'adamw',
-        'rmsprop') is built with ``lr``.
+        'rmsprop') is built with ``lr``. ``'lbfgs'`` (or
+        :class:`~dialnet.train.lbfgs.LBFGS`) trains full-batch with scipy's
+        L-BFGS-B, ``epochs`` then counting its iterations (no ``batch_size``,
+        schedule, dropout or checkpoints).
     lr : float, optional
         Learning rate for an optimizer given by name (or the default Adam).
     epochs : int
@@ -107,9 +118,12 @@ def fit(
         validation data); the best weights are restored.
     callbacks : list of Callback, optional
         Called at the start and end of training and after every epoch; e.g.
-        ``dialnet.DoctorCallback(X, y)`` watches for training problems.
+        ``dialnet.DoctorCallback(X, y)`` watches for training problems, and
+        the Keras-style ``EarlyStopping``, ``ModelCheckpoint``, ``CSVLogger``,
+        ``LearningRateScheduler``; a learning-rate Schedule (such as
+        ``ReduceLROnPlateau()``) in the list is used as ``lr_schedule``.
     progress : bool
-        Show a progress bar (rich).
+        The old name of ``verbose=1``.
     lr_schedule : str or Schedule, optional
         'step', 'exponential', 'cosine', 'plateau' or a Schedule instance.
     l2 : float
@@ -140,7 +154,18 @@ def fit(
     sample_weight : array-like of shape (n_samples,), optional
         How much each row counts (numbers >= 0): every batch's loss is the
         weighted mean ``sum_i w_i l_i / sum_i w_i``, and so is the epoch's
-        ``loss``. Accuracy and certainty are not weighted.
+        ``loss``; accuracy and certainty are weighted means too, on the
+        training and on the validation data (given weights there).
+    class_weight : "balanced" or dict, optional
+        Weights per class for integer class labels (or one-hot rows),
+        multiplying ``sample_weight``: ``{class_index: weight}``, or
+        "balanced", ``n_rows / (n_classes * count(class))``, so that every
+        class counts as much as the others in the loss and the metrics.
+    verbose : {0, 1, 2}, optional
+        0 silent; 1 a live bar on a terminal, a text display in a notebook,
+        one plain line per epoch when output is not a terminal; 2 one line
+        per epoch (epoch i/N, loss, metrics, validation metrics, elapsed).
+        Default: ``progress``.
 
     Returns
     -------
@@ -153,8 +178,12 @@ def fit(
     lr, seed = check_lr(lr), check_seed(seed)
     if optimizer is None:
         optimizer = Adam(lr=lr if lr is not None else 1e-3)
+    elif isinstance(optimizer, lbfgs.LBFGS) or (isinstance(optimizer, str) and optimizer.lower() == "lbfgs"):
+        optimizer = optimizer if isinstance(optimizer, lbfgs.LBFGS) else lbfgs.LBFGS()
     else:
         optimizer = get_optimizer(optimizer, lr=lr)
+    full_batch = isinstance(optimizer, lbfgs.LBFGS)
+    verbose = check_verbose(verbose, progress)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size", fix="pass e.g. batch_size=32")
     l2 = float(l2)
@@ -194,6 +223,13 @@ def fit(
             )
     checkpoint = resuming.check_path(checkpoint, "checkpoint")
     resume = resuming.check_path(resume, "resume")
+    if full_batch and (checkpoint is not None or resume is not None):
+        raise ConfigError(
+            "L-BFGS runs are not checkpointed",
+            expected="checkpoint=None and resume=None with optimizer='lbfgs'",
+            got="a checkpoint or resume path",
+            fix="leave checkpoint and resume out, or train with optimizer='adam'",
+        )
 
     state = arrays = None
     if resume is not None:
@@ -209,6 +245,8 @@ def fit(
     W = check_sample_weight(sample_weight, X.shape[0], net.dtype)
     net.task = _infer_task(net, loss, y)
     net.loss = loss.name
+    if class_weight is not None:
+        W = class_weights(class_weight, Y, W, net.task, net.n_outputs, net.dtype)
     Xv = Yv = Wv = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -232,16 +270,16 @@ def fit(
             fix="leave target_certainty out for regression",
         )
 
-    callbacks = list(callbacks or [])
+    callbacks, schedule = check_callbacks(callbacks, get_schedule(lr_schedule))
     if early_stopping is not None and early_stopping is not False:
         callbacks.append(early_stopping if isinstance(early_stopping, EarlyStopping) else EarlyStopping(patience=early_stopping))
-    schedule = get_schedule(lr_schedule)
-    if schedule is not None:
+    if schedule is not None and not full_batch:
         schedule.attach(optimizer)
 
     history = History()
     net.history = history
     for cb in callbacks:
+        cb.set_optimizer(optimizer)
         cb.on_train_begin(net, history)
 
     run_info = None
@@ -253,8 +291,15 @@ def fit(
         target_certainty=target_certainty, on_divergence=on_divergence,
         divergence_retries=int(divergence_retries), checkpoint=checkpoint,
         checkpoint_every=checkpoint_every, run_info=run_info,
-        initial_rng_state=initial_rng_state, progress=progress,
+        initial_rng_state=initial_rng_state, progress=verbose,
     )
+    if full_batch:
+        display = make_display(verbose, epochs)
+        try:
+            return lbfgs.run(trainer, display)
+        finally:
+            if display is not None:
+                display.close()
     if resume is not None:
         resuming.load_checkpoint(trainer, stored, state, arrays, resume)
         if trainer.finished:
@@ -296,30 +341,6 @@ def _split_validation(X, Y, W, validation_split, rng):
     if W is None:
         return X[train], Y[train], None, X[val], Y[val], None
     return X[train], Y[train], W[train], X[val], Y[val], W[val]
-
-
-class _Progress:
-    """A rich progress bar over epochs (imported only when asked for)."""
-
-    def __init__(self, epochs, completed=0):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
-
-        self.bar = Progress(
-            TextColumn("epoch {task.completed}/{task.total}"),
-            BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            transient=False,
-        )
-        self.task = self.bar.add_task("train", total=epochs, completed=completed, status="")
-        self.bar.start()
-
-    def update(self, logs):
-        status = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "lr")
-        self.bar.update(self.task, advance=1, status=status)
-
-    def close(self):
-        self.bar.stop()
 
 
 class _Trainer:
@@ -442,8 +463,8 @@ class _Trainer:
         else:
             self.order = (X, Y, W, T)
         pairs = [(a, b) for a, b in zip(sources, self.order) if a is not None]
-        self.metrics.follow(self.order[3])
-        bar = _Progress(self.epochs, self.epoch) if self.progress else None
+        self.metrics.follow(self.order[3], self.order[2])
+        bar = make_display(self.progress, self.epochs, self.epoch)
         started = time.perf_counter()
         stopped = history.stopped_epoch is not None  # a resumed run whose stopping rule already fired
         try:
@@ -544,10 +565,11 @@ class _Trainer:
         if self.Xv is not None:
             val = evaluate_prepared(net, self.Xv, self.Yv, self.loss, sample_weight=self.Wv)
             logs.update({f"val_{k}": v for k, v in val.items()})
-        logs["lr"] = self.optimizer.lr
+        if self.optimizer.lr is not None:
+            logs["lr"] = self.optimizer.lr
         history.append(epoch, logs)
         if bar is not None:
-            bar.update(logs)
+            bar.update(epoch, logs)
         stop = False
         target = self.target_certainty
         if target is not None:

@@ -45,14 +45,26 @@ def row_scores(task, P, truth):
     return hits, sure
 
 
-def output_metrics(task, P, Y) -> dict:
-    """Accuracy and mean certainty of the true class of outputs ``P`` against targets ``Y``, where they apply."""
+def output_metrics(task, P, Y, sample_weight=None) -> dict:
+    """Accuracy and mean certainty of the true class of outputs ``P`` against targets ``Y``, where they apply.
+
+    With ``sample_weight`` both are weighted means (a row of weight 2 counts twice).
+    """
     if task not in CLASS_TASKS:
         return {}
     hits, sure = row_scores(task, P, truth_of(task, Y))
-    out = {"accuracy": float(hits.mean())}
+    if sample_weight is None:
+        out = {"accuracy": float(hits.mean())}
+        if sure is not None:
+            out["certainty"] = float(sure.mean())
+        return out
+    xp = backend.xp
+    w = xp.asarray(sample_weight, dtype=np.float64)
+    total = float(w.sum())
+    out = {"accuracy": float((w * hits).sum()) / total}
     if sure is not None:
-        out["certainty"] = float(sure.mean())
+        ws = w if sure.ndim == 1 else w[:, None]
+        out["certainty"] = float((ws * sure).sum()) / (total * (1 if sure.ndim == 1 else sure.shape[1]))
     return out
 
 
@@ -65,6 +77,9 @@ class RunningMetrics:
     is compared at once with its rows of the epoch's truth (class indices,
     or the 0/1 truth per label, in training order: :meth:`follow`). Nothing
     is kept for regression.
+
+    With sample weights (:meth:`follow`) both are weighted means: a row
+    counts ``w`` (in units of 2**-32) instead of 1.
 
     The sums are exact integers (a certainty counts in units of 2**-32), so
     they do not depend on where the blocks were cut: a run stopped and
@@ -83,15 +98,17 @@ class RunningMetrics:
         self.dtype = dtype
         self.block = None
         self.order_truth = None
+        self.order_weights = None
         self.reset()
 
     def truth(self, Y):
         """What each row's outputs are compared with: class indices, or the 0/1 truth of every label."""
         return truth_of(self.task, Y)
 
-    def follow(self, truth):
-        """The epoch's :meth:`truth` in training order (an array the loop reshuffles in place each epoch)."""
+    def follow(self, truth, weights=None):
+        """The epoch's :meth:`truth` (and sample weights) in training order (arrays the loop reshuffles in place)."""
         self.order_truth = truth
+        self.order_weights = weights
 
     def reset(self, offset=0):
         """Start counting afresh at row ``offset`` of the epoch."""
@@ -116,10 +133,18 @@ class RunningMetrics:
             return
         xp = backend.xp
         hits, sure = row_scores(self.task, self.block[:m], self.order_truth[self.offset : self.offset + m])
-        self.correct += int(xp.count_nonzero(hits))
-        if sure is not None:
-            self.certainty_units += int(xp.rint(sure.astype(np.float64) * 2.0**32).astype(np.int64).sum())
-        self.rows += m
+        if self.order_weights is None:
+            self.correct += int(xp.count_nonzero(hits))
+            if sure is not None:
+                self.certainty_units += int(xp.rint(sure.astype(np.float64) * 2.0**32).astype(np.int64).sum())
+            self.rows += m
+        else:
+            units = xp.rint(self.order_weights[self.offset : self.offset + m].astype(np.float64) * 2.0**32)
+            self.correct += int(units[hits].astype(np.int64).sum())
+            if sure is not None:
+                scaled = units * sure if sure.ndim == 1 else units[:, None] * sure
+                self.certainty_units += int(xp.rint(scaled.astype(np.float64)).astype(np.int64).sum())
+            self.rows += int(units.astype(np.int64).sum())
         self.offset += m
         self.filled = 0
 
@@ -129,10 +154,11 @@ class RunningMetrics:
         if not self.active or not self.rows:
             return {}
         out = {"accuracy": self.correct / self.rows}
+        unit = self.UNIT if self.order_weights is None else 1.0  # weighted: both sums are in weight units
         if self.task != "classification":
-            out["certainty"] = self.certainty_units * self.UNIT / (self.rows * self.n_outputs)
+            out["certainty"] = self.certainty_units * unit / (self.rows * self.n_outputs)
         elif self.n_outputs > 1:
-            out["certainty"] = self.certainty_units * self.UNIT / self.rows
+            out["certainty"] = self.certainty_units * unit / self.rows
         return out
 
     def state(self) -> dict:
@@ -151,7 +177,7 @@ def evaluate_prepared(net, X, Y, loss, batch_size=4096, sample_weight=None):
     """Loss and metrics of ``net`` on validated ``X``, prepared targets ``Y`` and checked weights, as a dict.
 
     The loss is the mean over rows (the weighted mean with ``sample_weight``),
-    by the same loss step training takes; accuracy and certainty are not weighted.
+    by the same loss step training takes; so are accuracy and certainty.
     """
     n = X.shape[0]
     total = 0.0
@@ -165,7 +191,7 @@ def evaluate_prepared(net, X, Y, loss, batch_size=4096, sample_weight=None):
         parts.append(P.copy())
     P = parts[0] if len(parts) == 1 else backend.xp.concatenate(parts)
     logs = {"loss": total / (n if sample_weight is None else float(sample_weight.sum()))}
-    logs.update(output_metrics(net.task, P, Y))
+    logs.update(output_metrics(net.task, P, Y, sample_weight))
     return logs
 
 
