@@ -5,8 +5,12 @@ Each sub-command lives in ``dialnet/cli/<name>.py`` with ``HELP``
 import only argparse at the top; numpy and everything heavy is imported in
 ``run``, so ``dialnet --help`` starts fast.
 
-Errors: a ``DialnetError`` is printed on one line (plus a hint) and the
-exit code is 2; a traceback appears only with ``--debug``.
+Errors: one path for all of them. A ``DialnetError`` and an argparse
+error (unknown option, ``--epochs abc``, a missing argument) are printed
+on one line plus a ``hint:`` line and the exit code is 2; a bug in
+dialnet says so ("internal error") and exits 1; a traceback appears only
+with ``--debug``. Ctrl-C during training exits 130, SIGTERM 143 (both
+after writing the checkpoint, when there is one).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import importlib
 import os
 import sys
 
-from ._shared import EXIT_ERROR, EXIT_INTERRUPTED  # noqa: F401  (it imports only the standard library)
+from ._shared import EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED  # noqa: F401  (it imports only the standard library)
 
 # name -> module under dialnet.cli (kept in the order `--help` lists them)
 COMMANDS = {
@@ -29,14 +33,30 @@ COMMANDS = {
     "doctor": "doctor",
     "plot": "plot",
     "export": "export",
+    "explore": "explore",
 }
 
+
+
+class UsageError(Exception):
+    """What argparse found wrong with the command line (an unknown option, ``--epochs abc``, a missing argument)."""
+
+    def __init__(self, message, prog):
+        super().__init__(message)
+        self.prog = prog
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors sent through the one error path of :func:`main` (one line, a hint, exit 2)."""
+
+    def error(self, message):
+        raise UsageError(message, self.prog)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__  # noqa: PLC0415  (no numpy: --version stays instant)
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dialnet",
         description="Train and understand fully connected neural networks by backpropagation.",
         epilog="Run `dialnet COMMAND --help` for a command's options. With no DATA, `dialnet train` "
@@ -69,9 +89,24 @@ def report_error(exc) -> None:
         print(f"  hint: {fix}", file=sys.stderr)
 
 
+def _usage_hint(exc, argv):
+    """The hint for an argparse error: the command's --help (the command named on the line, if any)."""
+    prog = exc.prog
+    if prog == "dialnet":
+        command = next((a for a in argv if a in COMMANDS), None)
+        prog = f"dialnet {command}" if command else prog
+    return f"run `{prog} --help` for the options and the values they take"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"dialnet: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"  hint: {_usage_hint(exc, argv)}", file=sys.stderr)
+        return EXIT_ERROR
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return EXIT_ERROR
@@ -101,14 +136,17 @@ def main(argv=None) -> int:
     except MemoryError:
         if debug:
             raise
-        print("dialnet: error: out of memory. hint: use a smaller --batch-size or a smaller network", file=sys.stderr)
+        print("dialnet: error: out of memory", file=sys.stderr)
+        print("  hint: use a smaller --batch-size or a smaller network (dialnet summary --layers shows what one needs)",
+              file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # a bug in dialnet, not the user's fault: still no traceback
         if debug:
             raise
-        print(f"dialnet: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"dialnet: internal error (a bug in dialnet, not in your input): {type(exc).__name__}: "
+              f"{' '.join(str(exc).split())[:300]}", file=sys.stderr)
         print("  hint: run again with --debug for the traceback, and please report it", file=sys.stderr)
-        return 1
+        return EXIT_INTERNAL
 
 
 def entry() -> None:

@@ -38,6 +38,9 @@ def run(args):
             got="neither",
             fix=f"run `dialnet export {args.model} --onnx model.onnx`",
         )
+    from ._shared import check_outputs  # noqa: PLC0415
+
+    check_outputs({"--onnx": args.onnx, "--state-dict": args.state_dict}, {"MODEL": args.model})
     net = dn.load(args.model)
     n_params = f"{net.count_parameters():,} parameters, {net.dtype.name}"
     if args.onnx:

@@ -50,6 +50,11 @@ def run(args):
 
     if args.top < 0:
         raise InvalidValueError("--top must be 0 or more", expected="a count such as 5", got=str(args.top), fix="pass --top 5")
+    if args.save_arrays:
+        from ._shared import check_outputs  # noqa: PLC0415
+
+        saved = args.save_arrays if args.save_arrays.endswith(".npz") else args.save_arrays + ".npz"  # what np.savez writes
+        check_outputs({"--save-arrays": saved}, {"MODEL": args.model, "INPUT": args.input})
     net = dn.load(args.model)
     if args.wrong:
         X, y, what = workflow.first_mistake(net, args.input, args.index or 0, target=args.target, image_size=args.image_size)

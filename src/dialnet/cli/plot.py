@@ -55,24 +55,44 @@ def run(args):
 
     import dialnet as dn  # noqa: PLC0415
 
-    from .. import workflow  # noqa: PLC0415
-    from ..data.preprocessing import image_side  # noqa: PLC0415
-    from ..diagnose import plots  # noqa: PLC0415
     from ..diagnose.doctor import stored_history  # noqa: PLC0415
-    from ..errors import ConfigError, DataError, InvalidValueError  # noqa: PLC0415
+    from ..errors import ConfigError, InvalidValueError  # noqa: PLC0415
 
     kinds, explicit = _kinds(args.only)
     if args.gradient_epochs < 1:
         raise InvalidValueError("--gradient-epochs must be at least 1", expected="e.g. 5", got=str(args.gradient_epochs),
                                 fix="pass --gradient-epochs 5")
+    from ._shared import check_outputs  # noqa: PLC0415
+
+    check_outputs({"--out": [os.path.join(args.out, f"{kind}.png") for kind in kinds]},
+                  {"MODEL": args.model, "DATA": list(args.data), "--input": args.input})
     net = dn.load(args.model)
     names = getattr(net, "class_names", None)
     history = stored_history(net)
+    created = not os.path.isdir(args.out)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the folder {args.out}", expected="a writable place", got=exc.strerror or str(exc),
                           fix="pass another --out folder") from None
+    try:
+        return _draw(args, net, names, history, kinds, explicit)
+    except BaseException:
+        if created:  # leave no empty folder behind
+            try:
+                os.rmdir(args.out)
+            except OSError:
+                pass
+        raise
+
+
+def _draw(args, net, names, history, kinds, explicit):
+    import os  # noqa: PLC0415
+
+    from .. import workflow  # noqa: PLC0415
+    from ..data.preprocessing import image_side  # noqa: PLC0415
+    from ..diagnose import plots  # noqa: PLC0415
+    from ..errors import ConfigError, DataError  # noqa: PLC0415
 
     data = {}
 
@@ -90,24 +110,47 @@ def run(args):
 
     for kind in kinds:
         path = os.path.join(args.out, f"{kind}.png")
+        existed = os.path.lexists(path)
+        try:
+            drawn = _draw_one(args, net, names, history, kind, path, split, cannot, plots, workflow, image_side)
+        except OSError as exc:  # a full disk, a read-only folder, a folder where the file should be
+            if not existed and os.path.isfile(path):
+                try:
+                    os.unlink(path)  # no half-written figure left behind
+                except OSError:
+                    pass
+            raise ConfigError(f"cannot write {path}", expected="a writable folder with free space",
+                              got=exc.strerror or str(exc), fix="free some disk space or pass another --out folder") from None
+        if drawn:
+            written.append(path)
+    for path in written:
+        print(f"wrote {path}")
+    for line in skipped:
+        print(f"skipped {line}")
+    return 0
+
+
+def _draw_one(args, net, names, history, kind, path, split, cannot, plots, workflow, image_side):
+    """Draw one figure into ``path``; False when it does not apply (``cannot`` said why)."""
+    if True:  # noqa: SIM108  (one branch per figure)
         if kind == "history":
             if not history or not history.get("loss"):
                 cannot(kind, "the model file holds no training history", "train and save it with `dialnet train`")
-                continue
+                return False
             plots.plot_history(history, path, title=f"Training history of {os.path.basename(args.model)}")
         elif kind == "weights":
             side = image_side(net.n_inputs, workflow.preprocessor_of(net))
             if side is None:
                 cannot(kind, "the inputs are not an image", "it applies to image models such as the 625-input digits net")
-                continue
+                return False
             plots.plot_first_layer(net, path, image_shape=(side, side))
         elif kind == "confusion":
             if net.task != "classification":
                 cannot(kind, f"the model's task is {net.task}, not classification", "use a classifier")
-                continue
+                return False
             if not args.data:
                 cannot(kind, "no DATA given", "pass DATA, e.g. mnist-10k")
-                continue
+                return False
             test = split(None)
             plots.plot_confusion_matrix(test.y, net.predict(test.X), class_names=names or test.class_names, path=path,
                                         title=f"Confusion matrix on {test.description}")
@@ -118,7 +161,7 @@ def run(args):
                 X, y, _what = workflow.model_rows(net, args.data, args.index, target=args.target, image_size=args.image_size)
             else:
                 cannot(kind, "no input given", "pass DATA (and --index) or --input FILE")
-                continue
+                return False
             plots.plot_certainty(net, X[0], path, label=None if y is None else int(y[0]), class_names=names)
         elif kind == "gradients":
             if history and "grad_norm_1" in history:
@@ -131,10 +174,5 @@ def run(args):
             else:
                 cannot(kind, "the model file has no recorded gradient norms and no DATA was given",
                        "pass DATA to record them on a short fresh run")
-                continue
-        written.append(path)
-    for path in written:
-        print(f"wrote {path}")
-    for line in skipped:
-        print(f"skipped {line}")
-    return 0
+                return False
+        return True

@@ -163,6 +163,7 @@ def build_recipe(args):
         ("--cv", args.cv, args.cv is None or args.cv >= 2, "a whole number >= 2", "--cv 5"),
         ("--checkpoint-every", args.checkpoint_every, args.checkpoint_every is None or args.checkpoint_every >= 1,
          "a whole number >= 1", "--checkpoint-every 500"),
+        ("--seed", args.seed, args.seed >= 0, "a whole number >= 0", "--seed 0"),
     ]
     for name, value, ok, expected, example in checks:
         if not ok:
@@ -193,18 +194,41 @@ def _check_task(args, recipe, ds):
     return replace(recipe, target_certainty=None)
 
 
+def check_paths(args):
+    """Before any work: no output is an input (DATA, --resume), --out and --checkpoint differ."""
+    from ._shared import check_outputs  # noqa: PLC0415
+
+    out = None if args.cv else args.out
+    check_outputs({"--out": out}, {"DATA": list(args.data), "--resume": args.resume})
+    check_outputs({"--checkpoint": args.checkpoint}, {"DATA": list(args.data)})  # --checkpoint = --resume is how to resume
+    check_outputs({"--out": out, "--checkpoint": args.checkpoint}, {})
+
+
+def diverged_path(out):
+    """Where the last good weights of a diverged run go: ``model.diverged.safetensors`` (never an existing file)."""
+    import os  # noqa: PLC0415
+
+    stem, ext = os.path.splitext(out)
+    ext = ext or ".safetensors"
+    path, k = f"{stem}.diverged{ext}", 2
+    while os.path.lexists(path):
+        path, k = f"{stem}.diverged-{k}{ext}", k + 1
+    return path
+
+
 def run(args):
     import sys  # noqa: PLC0415
     import time  # noqa: PLC0415
 
     from .. import workflow  # noqa: PLC0415
-    from ..errors import TrainingInterrupted  # noqa: PLC0415
-    from ._shared import EXIT_INTERRUPTED  # noqa: PLC0415
+    from ..errors import DivergenceError, TrainingInterrupted  # noqa: PLC0415
+    from ._shared import EXIT_INTERRUPTED, EXIT_TERMINATED, OutputLock  # noqa: PLC0415
 
     started = time.perf_counter()
     recipe = build_recipe(args)
+    check_paths(args)
     ds = workflow.load_dataset(args.data or None, image_size=args.image_size, target=args.target, task=args.task or "auto",
-                               cache=args.cache)
+                               cache=args.cache, limit=args.limit, seed=recipe.seed)
     recipe = _check_task(args, recipe, ds)
 
     def log(line):
@@ -215,15 +239,25 @@ def run(args):
         print(f"Total time {time.perf_counter() - started:.1f} s (cross-validation only: no model saved; "
               "run without --cv to train and save one)")
         return 0
-    try:
-        result = workflow.train_model(ds, recipe, test_split=args.test_split, limit=args.limit, progress=not args.no_progress,
-                                      checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                                      log=log)
-    except TrainingInterrupted as exc:  # Ctrl-C: the step finished and the checkpoint is on disk
-        print(f"dialnet: interrupted at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}", file=sys.stderr)
-        print(f"  hint: run the same command with --resume {exc.checkpoint} to continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    result.net.save(args.out, extra_metadata=result.metadata)
+    with OutputLock([args.out, args.checkpoint]):  # a second run writing the same files is refused, not raced
+        try:
+            result = workflow.train_model(ds, recipe, test_split=args.test_split, limit=args.limit,
+                                          progress=not args.no_progress, checkpoint=args.checkpoint,
+                                          checkpoint_every=args.checkpoint_every, resume=args.resume, log=log)
+        except TrainingInterrupted as exc:  # Ctrl-C or SIGTERM: the step finished and the checkpoint is on disk
+            how = "terminated (SIGTERM)" if exc.signal_name == "SIGTERM" else "interrupted"
+            print(f"dialnet: {how} at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}",
+                  file=sys.stderr)
+            print(f"  hint: run the same command with --resume {exc.checkpoint} to continue", file=sys.stderr)
+            return EXIT_TERMINATED if exc.signal_name == "SIGTERM" else EXIT_INTERRUPTED
+        except DivergenceError as exc:
+            net = getattr(exc, "network", None)
+            if net is not None:  # never over --out: that may hold a good model from an earlier run
+                path = diverged_path(args.out)
+                net.save(path, extra_metadata={"data": ds.name, "seed": recipe.seed, "diverged": exc.what})
+                print(f"Saved the last good weights (from before the step that diverged) to {path}")
+            raise
+        result.net.save(args.out, extra_metadata=result.metadata)
     print(f"Saved {args.out}")
     prepared = result.data
     _show_examples(result.net, prepared.X_test[:EXAMPLES_SHOWN], prepared.y_test[:EXAMPLES_SHOWN], ds.kind)

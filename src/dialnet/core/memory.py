@@ -70,10 +70,10 @@ class MemoryEstimate:
     def training(self) -> int:
         return self.network + self.optimizer + self.copies + self.batch
 
-    def describe(self, available=None) -> str:
-        """One line for ``dialnet summary`` and error messages."""
-        text = (f"memory: {format_bytes(self.network)} for the weights and gradients, about "
-                f"{format_bytes(max(self.training, self.building))} to train")
+    def describe(self, available=None, how="") -> str:
+        """``3.0 GiB for the weights and gradients, about 11.9 GiB to train{how} (23.1 GiB available)``."""
+        text = (f"{format_bytes(self.network)} for the weights and gradients, about "
+                f"{format_bytes(max(self.training, self.building))} to train{how}")
         if available is not None:
             text += f" ({format_bytes(available)} available)"
         return text

@@ -26,6 +26,8 @@ train/test splits and K folds.
 from __future__ import annotations
 
 import os
+import stat
+
 import numpy as np
 
 from ..errors import DataError
@@ -248,11 +250,11 @@ def load_remote(name, image_size=25, cache=None, base_url=None) -> Dataset:
                     paths["t10k-images-idx3-ubyte.gz"], paths["t10k-labels-idx1-ubyte.gz"], image_size, name, names)
 
 
-def load_csv(path, target=None, task="auto") -> Dataset:
-    """A CSV file as a Dataset (see :mod:`dialnet.data.tabular`)."""
+def load_csv(path, target=None, task="auto", limit=None, seed=0) -> Dataset:
+    """A CSV file as a Dataset (see :mod:`dialnet.data.tabular`); ``limit``: a seeded random ``limit`` rows, streamed."""
 
     name = os.path.basename(os.fspath(path))
-    t = load_table(path, target, task)
+    t = load_table(path, target, task, limit, seed)
     check_columns_have_values(t["cells"], t["feature_names"], where=name)
     return Dataset(name, None, t["y"], None, None, t["class_names"], kind="table", target=t["target_name"], task=t["task"],
                    cells=t["cells"], column_names=t["feature_names"], notes=t["notes"])
@@ -285,11 +287,24 @@ def load_npz(path, split="train"):
                     got="arrays " + ", ".join(sorted(arrays)), fix="save with numpy.savez(path, X=X, y=y)")
 
 
+def special_file_kind(path) -> str:
+    """What a path that is neither a regular file nor a folder is: ``"a FIFO (named pipe)"``, ``"a character device"``..."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "unreadable"
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "a special file"
+
+
 def _is_image_folder(folder):
     return any(os.path.isdir(os.path.join(folder, d)) and not d.startswith(".") for d in os.listdir(folder))
 
 
-def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=None, task="auto") -> Dataset:
+def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=None, task="auto", limit=None, seed=0) -> Dataset:
     """Load any supported data source (see the module docstring).
 
     Parameters
@@ -304,6 +319,9 @@ def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=No
         For ``mnist``/``fashion-mnist``: cache folder and a mirror override.
     task : {"auto", "classification", "regression"}
         For CSV files: what the label column is (see :mod:`dialnet.data.tabular`).
+    limit, seed : int, optional
+        For CSV files: read only a seeded random ``limit`` rows (the file is
+        streamed; the other rows are never held). Other sources ignore it.
     """
 
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
@@ -333,7 +351,10 @@ def load(source="mnist-10k", image_size=25, target=None, cache=None, base_url=No
         if is_idx(src):
             raise DataError(f"{src} is one IDX file; images and labels are needed", expected="2 or 4 IDX paths, or their folder",
                             got="1 IDX file", fix=f"pass the images then the labels file, or the folder {os.path.dirname(src) or '.'}")
-        return load_csv(src, target, task)
+        return load_csv(src, target, task, limit, seed)
+    if os.path.exists(src):  # neither a folder nor a regular file: a FIFO, a device such as /dev/zero, a socket
+        raise DataError(f"{src} is {special_file_kind(src)}, not a data file", expected="a CSV file, an image folder or IDX files",
+                        got=special_file_kind(src), fix="pass a regular file (save the stream to a file first)")
     raise DataError(f"no such data set or file: {src}", expected="mnist-10k, mnist, fashion-mnist, a CSV file, an image folder or IDX files",
                     got=repr(src), fix="check the path, or run `dialnet train` with no DATA for the bundled digits")
 

@@ -138,10 +138,80 @@ class ColumnRule:
             categories, fill = config.get("categories"), config.get("fill")
             if not isinstance(categories, list) or not all(isinstance(v, str) for v in categories):
                 return None
-            if fill is not None and not isinstance(fill, str):
+            if fill is not None and (not isinstance(fill, str) or fill not in categories):
+                return None  # a missing cell would map to no input at all
+            if len(set(categories)) != len(categories):
                 return None
             return cls(config["name"], "categorical", fill, tuple(categories), bool(config.get("other")))
         return cls(config["name"], "dropped")
+
+
+def _raw_float(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _rows_text(rows, shown=5):
+    listed = ", ".join(str(r) for r in rows[:shown])
+    return listed + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
+
+
+def check_finite_column(values, name, where="the table", numbering=None, unit="data rows"):
+    """A number column with ``inf``/``-inf`` (or 1e999) cells is an error naming the column and the rows.
+
+    Infinity is not a category: without this check such a column would turn
+    into text and be one-hot encoded, value by value. Rows are the table's
+    data rows counted from 1, or ``numbering[i]`` (e.g. file lines) with ``unit``.
+    """
+    bad, numeric = [], True
+    for i, v in enumerate(values):
+        if is_missing(v):
+            continue
+        x = _raw_float(v)
+        if x is None:
+            numeric = False
+            break
+        if not math.isfinite(x):
+            bad.append(i)
+    if numeric and bad:
+        shown = [numbering[i] if numbering is not None else i + 1 for i in bad]
+        raise DataError(f"column {name!r} of {where} has infinite values ({unit} {_rows_text(shown)})",
+                        expected="finite numbers (a blank cell is imputed)", got=f"{len(bad):,} cells such as "
+                        f"{values[bad[0]]!r}", fix="replace those cells with numbers, or leave them blank to impute them")
+
+
+def check_cells(rules, cells, labels=None):
+    """Refuse cells a model cannot read, naming the row, the column and the value (used at predict time).
+
+    A number column's cell must be a finite number or blank (blank cells are
+    imputed, as in training); ``"abc"`` or ``inf`` there is an error, not
+    the training median in disguise. Text columns take any value (an unseen
+    one counts as ``(other)``).
+    """
+    cells = np.asarray(cells, dtype=object)
+    for j, rule in enumerate(rules):
+        if rule.kind != "numeric":
+            continue
+        for i, v in enumerate(cells[:, j]):
+            v = str(v)
+            if not is_missing(v) and to_float(v) is None:
+                where = labels[i] if labels is not None else f"row {i + 1}"
+                what = "an infinite value" if _raw_float(v) is not None else "not a number"
+                raise DataError(f"{where}: column {rule.name!r} holds {v[:40]!r}, {what}",
+                                expected=f"a finite number in column {rule.name!r} (or a blank cell, imputed with the "
+                                f"training median {rule.fill:g})", got=repr(v[:40]),
+                                fix=f"write a number for {rule.name!r}, or leave the cell blank")
+
+
+def _median(numbers) -> float:
+    """The median, without overflow for values near the float limit (the mean of two such middles)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(np.median(numbers))
+        if not math.isfinite(value):
+            value = float(np.median(np.asarray(numbers, dtype=np.float64) / 2) * 2)  # halving is exact
+    return value
 
 
 def check_columns_have_values(cells, names, where="the table"):
@@ -182,6 +252,7 @@ def fit_column_rules(cells, names, max_categories=MAX_CATEGORIES, where="the tab
         values = [str(v) for v in cells[:, j]]
         present = [v for v in values if not is_missing(v)]
         numbers = [to_float(v) for v in present]
+        check_finite_column(values, name, where)
         if all(x is not None for x in numbers):
             ints = all(x == round(x) for x in numbers)
             lowered = name.strip().lower()
@@ -190,7 +261,7 @@ def fit_column_rules(cells, names, max_categories=MAX_CATEGORIES, where="the tab
                 rules.append(ColumnRule(name, "dropped"))
                 dropped.append(name)
                 continue
-            rules.append(ColumnRule(name, "numeric", float(np.median(numbers))))
+            rules.append(ColumnRule(name, "numeric", _median(numbers)))
             continue
         counts = {}
         for v in present:

@@ -10,11 +10,16 @@ uses bilinear interpolation. Either way a whole batch is resized in one
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 
+# the largest image (width x height) decoded; read from the file's header before any pixel is decoded.
+# 4096 x 4096: far above what a 25..512-pixel network input needs; DIALNET_MAX_IMAGE_PIXELS raises or lowers it.
+MAX_IMAGE_PIXELS = 4096 * 4096
+ENV_MAX_PIXELS = "DIALNET_MAX_IMAGE_PIXELS"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 MIN_SIZE, MAX_SIZE = 4, 512
 
@@ -72,6 +77,21 @@ def resize_images(images, size: int) -> np.ndarray:
     return out
 
 
+def max_image_pixels() -> int:
+    """The largest image decoded, in pixels: ``MAX_IMAGE_PIXELS``, or ``$DIALNET_MAX_IMAGE_PIXELS`` when set."""
+    text = os.environ.get(ENV_MAX_PIXELS)
+    if not text:
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{ENV_MAX_PIXELS} is not a pixel count", expected="a whole number >= 1, e.g. 50000000",
+                          got=repr(text), fix=f"set {ENV_MAX_PIXELS} to a number of pixels, or unset it")
+    return value
+
+
 def _pil():
     try:
         from PIL import Image  # noqa: PLC0415  (optional, heavy)
@@ -120,11 +140,21 @@ def load_image(path, size: int) -> np.ndarray:
     if not os.path.isfile(spath):
         raise DataError(f"image file {spath} does not exist", expected="an image file (png, jpg, ...)", got=spath,
                         fix="check the path")
+    limit = max_image_pixels()
     try:
-        with Image.open(spath) as img:
-            img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below says it clearly
+            with Image.open(spath) as img:  # reads the header only: the size is known before any pixel is decoded
+                width, height = img.size
+                if width * height > limit:
+                    raise DataError(f"image {spath} is too large to read: {width}x{height} pixels",
+                                    expected=f"at most {limit:,} pixels (width x height)", got=f"{width * height:,} pixels",
+                                    fix=f"shrink the image first, or raise the limit with {ENV_MAX_PIXELS}={width * height}")
+                img.load()
             img = ImageOps.exif_transpose(img) or img
             gray = _grayscale(img, Image)
+    except DataError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read {spath} as an image", expected="a png, jpg, bmp, gif or tiff file",
                         got=str(exc)[:120] or type(exc).__name__,

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, ModelFileError, ShapeError
+from ..errors import ConfigError, InvalidValueError, ModelFileError, ShapeError
 from .columns import (  # noqa: F401  (MISSING, is_missing, MAX_CATEGORIES: re-exported, as before)
     MAX_CATEGORIES,
     MISSING,
@@ -214,10 +214,18 @@ class Preprocessor(Mapping):
                              got=f"shape {X.shape}", fix="pass the training inputs as a 2-D array")
         axis = None if self.kind == "image" else 0
         self.min = self.max = self.mean = self.std = None
-        if self.scaling == "minmax":
-            self.min, self.max = X.min(axis=axis), X.max(axis=axis)
-        elif self.scaling == "standard":
-            self.mean, self.std = X.mean(axis=axis), X.std(axis=axis)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name, once
+            if self.scaling == "minmax":
+                self.min, self.max = X.min(axis=axis), X.max(axis=axis)
+                spread = self.max - self.min
+            elif self.scaling == "standard":
+                self.mean, self.std = X.mean(axis=axis), X.std(axis=axis)
+                spread = self.std
+            else:
+                spread = np.zeros(1)
+        for value in (self.min, self.max, self.mean, self.std, spread):
+            if value is not None and not np.all(np.isfinite(value)):
+                self._overflow(X, np.atleast_1d(~np.isfinite(value)))
         if self.kind == "image" and self.image_size is None:
             self.image_size = int(round(math.sqrt(X.shape[1])))
 
@@ -247,7 +255,7 @@ class Preprocessor(Mapping):
 
     def scale(self, X, dtype=np.float32) -> np.ndarray:
         """Numeric inputs (already encoded) -> scaled inputs of ``dtype``."""
-        X = np.asarray(X, dtype=np.float64)
+        X = raw = np.asarray(X, dtype=np.float64)
         keys = _CONSTANTS[self.scaling]
         if keys and getattr(self, keys[0]) is not None:
             offset, spread = getattr(self, keys[0]), getattr(self, keys[1])
@@ -255,10 +263,30 @@ class Preprocessor(Mapping):
                 raise ShapeError("the inputs have a different number of features than the model was trained on",
                                  expected=f"{offset.shape[0]} features" + self._names_hint(), got=f"{X.shape[1]} features",
                                  fix="pass the same columns as in training (the label column left out)")
-            scale = spread - offset if self.scaling == "minmax" else spread
-            scale = np.where(np.abs(scale) > 1e-12, scale, 1.0)  # a constant feature: shift only, maps to 0
-            X = (X - offset) / scale
-        return X.astype(dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                scale = spread - offset if self.scaling == "minmax" else spread
+                scale = np.where(np.abs(scale) > 1e-12, scale, 1.0)  # a constant feature: shift only, maps to 0
+                X = (X - offset) / scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = X.astype(dtype)
+        if X.ndim == 2 and X.size and not np.isfinite(out).all():
+            overflow = np.isfinite(raw) & ~np.isfinite(out)  # finite in, not finite out (NaN in is the network's to report)
+            if overflow.any():
+                self._overflow(raw, overflow.any(axis=0), dtype)
+        return out
+
+    def _overflow(self, X, columns, dtype=None):
+        """An InvalidValueError naming the inputs whose scaling overflowed (values near the float limits)."""
+        columns = np.flatnonzero(np.atleast_1d(columns))
+        names = self.feature_names or []
+        shown = [names[j] if j < len(names) else f"input {j}" for j in columns[:5]] if self.kind != "image" else ["the pixels"]
+        with np.errstate(invalid="ignore"):
+            biggest = float(np.nanmax(np.abs(X))) if X.size else math.nan
+        target = f" (as {np.dtype(dtype).name})" if dtype is not None else ""
+        raise InvalidValueError(f"overflow in scaling {', '.join(map(str, shown))}: values as large as {biggest:.3g} "
+                                f"overflow the scaling arithmetic{target}", expected="values well inside +/-1e300 (+/-3e38 for float32)",
+                                got=f"{biggest:.3g}", fix="divide that column by a large power of ten (or take its log) "
+                                "before training, or use --dtype float64")
 
     def scale_target(self, y) -> np.ndarray:
         """``(y - target_mean) / target_std`` (identity without target constants)."""
@@ -349,17 +377,29 @@ class Preprocessor(Mapping):
                 raise bad(f"{key!r} is not a list of finite numbers", "numbers", type(value).__name__)
             if isinstance(value, list) and kind == "table" and n_inputs is not None and len(value) != n_inputs:
                 raise bad(f"{key!r} has {len(value)} values", f"{n_inputs} (one per input)", len(value))
+            if isinstance(value, list) and kind == "image":
+                raise bad(f"{key!r} is a list for an image model", "one number for all pixels", f"{len(value)} values")
             constants[key] = np.asarray(value, dtype=np.float64)
+        if "std" in constants and (constants["std"] < 0).any():
+            raise bad("'std' has a negative value", "standard deviations >= 0", float(constants["std"].min()))
+        if "min" in constants and (constants["max"] < constants["min"]).any():
+            raise bad("'max' is below 'min'", "max >= min for every input", "max < min")
         image = {}
         if kind == "image":
             size = config.get("image_size")
             if isinstance(size, bool) or not isinstance(size, int) or size < 1 or (n_inputs is not None and size * size != n_inputs):
                 raise bad("the image size does not match the input width", f"size*size = {n_inputs}", size)
             image["image_size"] = size
-            for key in ("pixel_max", "background"):
-                if config.get(key) is not None and not number(config[key]):
-                    raise bad(f"{key!r} is not a finite number", "a number", config[key])
-                image[key] = config.get(key)
+            for key, low, high in (("pixel_max", 0.0, math.inf), ("background", 0.0, 1.0)):
+                value = config.get(key)
+                if value is not None and not (number(value) and (low < value if key == "pixel_max" else low <= value) and value <= high):
+                    raise bad(f"{key!r} is out of range", "a number > 0" if key == "pixel_max" else "a number in [0, 1]", value)
+                image[key] = value
+        else:
+            stray = [key for key in ("image_size", "pixel_max", "background") if key in config]
+            if stray:
+                raise bad(f"a table model has image settings ({', '.join(stray)})", "no image_size, pixel_max or background "
+                          "for input 'table'", {k: config[k] for k in stray})
         columns = config.get("columns")
         if columns is not None:
             rules = [ColumnRule.from_config(c) for c in columns] if isinstance(columns, list) else [None]
@@ -374,6 +414,8 @@ class Preprocessor(Mapping):
             value = config.get(key)
             if value is not None and not number(value):
                 raise bad(f"{key!r} is not a finite number", "a number", value)
+            if key == "target_std" and value is not None and value <= 0:
+                raise bad("'target_std' is not positive", "a number > 0", value)
             target_constants[key] = None if value is None else float(value)
         names = config.get("feature_names")
         if names is not None and (not isinstance(names, list) or not all(isinstance(v, str) for v in names)

@@ -32,7 +32,7 @@ import os
 import numpy as np
 
 from ..errors import DataError
-from .columns import MISSING, encode_cells, fit_column_rules, is_missing  # noqa: F401  (MISSING: re-exported)
+from .columns import MISSING, check_finite_column, encode_cells, fit_column_rules, is_missing  # noqa: F401  (MISSING: re-exported)
 
 MAX_ROWS = 10_000_000
 MAX_CLASSES_AUTO = 20
@@ -74,12 +74,21 @@ def _choose_delimiter(text):
     return best
 
 
-def read_rows(path) -> Rows:
-    """The non-blank rows of a CSV file, cells stripped; see the module docstring for the dialect."""
+def read_rows(path, limit=None, seed=0) -> Rows:
+    """The non-blank rows of a CSV file, cells stripped; see the module docstring for the dialect.
+
+    With ``limit``, the file is streamed and only the first row (a header,
+    or data) and a seeded random choice of ``limit`` data rows (kept in
+    file order) are held: a 50 MB file read for ``--limit 500`` costs
+    memory for 500 rows, not for the whole table. ``Rows.total`` is then
+    the number of data rows in the file.
+    """
     spath = os.fspath(path)
     if os.path.isdir(spath):
         raise DataError(f"{spath} is a folder, not a CSV file", expected="a .csv file", got="a directory",
                         fix="pass the CSV file's path")
+    if limit is not None:
+        return _sample_rows(spath, int(limit), seed)
     try:
         with open(spath, newline="", encoding="utf-8-sig") as fh:
             text = fh.read()
@@ -112,6 +121,70 @@ def read_rows(path) -> Rows:
         raise DataError(f"CSV file {spath} is empty", expected="rows of values with a label column",
                         got="no rows", fix="pass a CSV file with data")
     return rows
+
+
+def _open_error(spath, exc):
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"CSV file {spath} does not exist", expected="an existing file", got=spath, fix="check the path")
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(f"{spath} is not a text CSV file", expected="UTF-8 text with comma-separated values",
+                         got="bytes that are not UTF-8 text", fix="pass a CSV file (save it as UTF-8 CSV)")
+    return DataError(f"cannot read CSV file {spath}", expected="a readable CSV file", got=str(exc),
+                     fix="check the path and the file's format")
+
+
+def _sample_rows(spath, limit, seed) -> Rows:
+    """The first non-blank row and a seeded reservoir of ``limit`` later rows, streamed (Li's algorithm L:
+    O(limit) memory, a few random draws per kept row)."""
+    rng = np.random.default_rng(seed)
+    try:
+        with open(spath, newline="", encoding="utf-8-sig") as fh:
+            head = fh.read(256 * 1024)
+            if "\0" in head[:65536]:
+                raise DataError(f"{spath} is not a text CSV file", expected="UTF-8 text with comma-separated values",
+                                got="binary bytes (NUL characters)", fix="pass a CSV file (save it as UTF-8 CSV)")
+            delimiter = _choose_delimiter(head)
+            fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
+            rows = ((reader.line_num, row) for row in reader if row and any(c.strip() for c in row))
+            first = next(rows, None)
+            kept, seen = [], 0
+            for item in rows:
+                kept.append(item)
+                seen += 1
+                if seen == limit:
+                    break
+            if seen == limit and limit > 0:
+                w = math.exp(math.log(rng.random()) / limit)
+                while True:
+                    skip = math.floor(math.log(rng.random()) / math.log1p(-w)) if w < 1.0 else 0
+                    item = None
+                    for item in rows:
+                        seen += 1
+                        if skip == 0:
+                            break
+                        skip -= 1
+                        item = None
+                    if item is None:
+                        break
+                    kept[int(rng.integers(limit))] = item
+                    w *= math.exp(math.log(rng.random()) / limit)
+    except DataError:
+        raise
+    except csv.Error as exc:
+        raise DataError(f"cannot read CSV file {spath}", expected="a well-formed CSV file", got=str(exc),
+                        fix="check the quoting in the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _open_error(spath, exc) from None
+    if first is None:
+        raise DataError(f"CSV file {spath} is empty", expected="rows of values with a label column",
+                        got="no rows", fix="pass a CSV file with data")
+    kept.sort(key=lambda item: item[0])
+    out = Rows([[c.strip() for c in first[1]]] + [[c.strip() for c in row] for _, row in kept])
+    out.lines = [first[0]] + [line for line, _ in kept]
+    out.delimiter = delimiter
+    out.total = seen
+    return out
 
 
 def _line(rows, i):
@@ -169,6 +242,27 @@ def check_widths(rows, width, where, first=0):
                             fix="make every row the same width (quote cells that contain the delimiter)")
 
 
+def _distinct_names(names, notes, where):
+    """Header names made distinct (``x, x, x`` -> ``x, x_2, x_3``), with a note saying so."""
+    seen, out, repeated = {}, [], []
+    for name in names:
+        key = name or ""
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1 and key:
+            new = f"{key}_{seen[key]}"
+            while new in names:
+                new += "_"
+            out.append(new)
+            if key not in repeated:
+                repeated.append(key)
+        else:
+            out.append(name)
+    if repeated:
+        notes.append(f"the header of {where} repeats the column name(s) " + ", ".join(repr(r) for r in repeated)
+                     + "; they are told apart as " + ", ".join(repr(n) for n in out if n not in names))
+    return out
+
+
 def parse_table(rows, target=None, where="the CSV file", header=None):
     """Split rows into feature cells, raw labels and names.
 
@@ -191,13 +285,15 @@ def parse_table(rows, target=None, where="the CSV file", header=None):
     if n_cols < 2:
         raise DataError(f"{where} has only one column", expected="at least one feature column and one label column",
                         got="1 column", fix="add feature columns, or check the delimiter (comma, semicolon or tab)")
+    notes = []
+    if names is not None:
+        names = _distinct_names(names, notes, where)
     t = resolve_target(target, names, n_cols, where)
     feature_cols = [c for c in range(n_cols) if c != t]
     feature_names = [names[c] or f"x{c}" for c in feature_cols] if names is not None else [f"x{c}" for c in feature_cols]
     target_name = names[t] if names is not None else str(t)
     body = rows[start:]
     keep = [i for i, row in enumerate(body) if not is_missing(row[t])]
-    notes = []
     if len(keep) < len(body):
         kept = set(keep)
         first = _line(rows, start + next(i for i in range(len(body)) if i not in kept))
@@ -205,6 +301,9 @@ def parse_table(rows, target=None, where="the CSV file", header=None):
             raise DataError(f"the label column {target_name!r} of {where} is empty", expected="a label in the rows",
                             got=f"{len(body)} rows without a label", fix="pick the label column with --target")
         notes.append(f"dropped {len(body) - len(keep):,} rows without a label (the first on line {first})")
+    for j, c in enumerate(feature_cols):  # inf in a number column: an error naming the file lines, not a text category
+        check_finite_column([row[c] for row in body], feature_names[j], where, [_line(rows, start + i) for i in range(len(body))],
+                            "lines")
     cells = np.array([[body[i][c] for c in feature_cols] for i in keep], dtype=object).reshape(len(keep), len(feature_cols))
     labels = [body[i][t] for i in keep]
     return cells, labels, feature_names, target_name, notes
@@ -290,15 +389,21 @@ def regression_targets(labels, where="the CSV file"):
     return y
 
 
-def load_table(path, target=None, task="auto"):
+def load_table(path, target=None, task="auto", limit=None, seed=0):
     """Cells, labels and names from a CSV file.
 
     Returns a dict with ``cells`` (str array), ``y`` (int classes or float
     values), ``task``, ``class_names``, ``feature_names``, ``target_name``
-    and ``notes``.
+    and ``notes``. ``limit``: keep a seeded random ``limit`` rows, streamed
+    (see :func:`read_rows`).
     """
     where = os.path.basename(os.fspath(path))
-    cells, labels, feature_names, target_name, notes = parse_table(read_rows(path), target, where)
+    rows = read_rows(path, limit, seed)
+    cells, labels, feature_names, target_name, notes = parse_table(rows, target, where)
+    total = getattr(rows, "total", None)
+    if total is not None and total > len(labels):
+        notes.insert(0, f"--limit: read {len(labels):,} of the {total:,} rows of {where} (a seeded random choice, "
+                     "streamed: the others were never held in memory)")
     task = detect_task(labels, task, where)
     if task == "regression":
         y, class_names = regression_targets(labels, where), []

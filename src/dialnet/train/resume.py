@@ -13,6 +13,7 @@ resumed from it gives the same bits as one never interrupted.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import signal
 import threading
@@ -74,40 +75,54 @@ def run_info(X, Y, Xv, Yv, batch_size, shuffle, loss, l2, W=None, Wv=None):
 
 
 class SigintGuard:
-    """While active (and asked for), Ctrl-C sets ``hit`` instead of raising; a second Ctrl-C raises at once."""
+    """While active (and asked for), Ctrl-C (SIGINT) and SIGTERM set ``hit`` instead of ending the process.
+
+    SIGTERM is what a scheduler, ``docker stop`` or ``kill`` sends: it is
+    handled like Ctrl-C (the step finishes, the checkpoint is written).
+    ``signal_name`` says which came. A second signal raises at once.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self, enabled):
         self.enabled = enabled
         self.hit = False
-        self.previous = None
+        self.signal_name = None
+        self.previous = {}
 
     def _handler(self, signum, frame):
         if self.hit:
             raise KeyboardInterrupt
         self.hit = True
+        self.signal_name = signal.Signals(signum).name
 
     def __enter__(self):
         self.installed = self.enabled and threading.current_thread() is threading.main_thread()
         if self.installed:
-            self.previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handler)
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self.previous[number] = signal.getsignal(number)
+                signal.signal(number, self._handler)
         return self
 
     def __exit__(self, *exc):
         if self.installed:
-            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.SIG_DFL)
+            for number, previous in self.previous.items():
+                signal.signal(number, previous if previous is not None else signal.SIG_DFL)
         return False
 
 
 def interrupted(trainer):
-    """Ctrl-C was pressed: write a checkpoint and raise TrainingInterrupted."""
+    """Ctrl-C or SIGTERM arrived: write a checkpoint and raise TrainingInterrupted."""
     path = save_checkpoint(trainer)
+    how = getattr(trainer.interrupt, "signal_name", None) or "SIGINT"
     raise TrainingInterrupted(
-        f"training interrupted at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved to {path}; "
+        f"training interrupted ({how}) at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved to {path}; "
         f"resume with fit(..., resume={path!r})",
         checkpoint=path,
         epoch=trainer.epoch + 1,
         step=trainer.step,
+        signal_name=how,
     )
 
 
@@ -218,6 +233,15 @@ def _check_same_run(trainer, state, name):
             expected=f"{saved['name']} with {theirs}",
             got=f"{opt.name} with {mine}",
             fix="pass the same optimizer settings as the interrupted run",
+        )
+    mine_lr, their_lr = getattr(opt, "initial_lr", None), saved.get("initial_lr")
+    if mine_lr is not None and their_lr is not None and not math.isclose(float(mine_lr), float(their_lr), rel_tol=1e-12):
+        raise ConfigError(
+            f"cannot resume from {name}: the learning rate differs from the run that wrote it",
+            expected=f"lr {float(their_lr):g} (the checkpoint's; it continues with its own schedule)",
+            got=f"lr {float(mine_lr):g}",
+            fix=f"resume with lr={float(their_lr):g} (--lr {float(their_lr):g}), or start a new run with the new "
+            "learning rate without resume",
         )
     schedule_name = type(trainer.schedule).__name__ if trainer.schedule is not None else None
     saved_schedule = state["schedule"]

@@ -19,6 +19,7 @@ import numpy as np
 from .. import data as datasets
 from ..data import border_mean, load_image, load_npz
 from ..data.images import IMAGE_EXTENSIONS
+from ..data.columns import check_cells
 from ..data.preprocessing import image_side, preprocessor_of
 from ..data.splits import subset
 from ..data.tabular import check_widths, has_header, parse_features, read_rows
@@ -68,7 +69,7 @@ class ModelData:
     notes: list = field(default_factory=list)
 
 
-def _load_for_model(net, pre, sources, target, image_size, cache):
+def _load_for_model(net, pre, sources, target, image_size, cache, limit=None, seed=0):
     """The data set, read the way the model's training data were (image size, label column, task)."""
     size = image_size or image_side(net.n_inputs, pre) or FALLBACK_IMAGE_SIZE
     stored = pre.target if pre is not None else None
@@ -76,10 +77,10 @@ def _load_for_model(net, pre, sources, target, image_size, cache):
     source = sources[0] if len(sources) == 1 else sources
     try:
         return datasets.load(source, image_size=size, target=target if target is not None else stored, cache=cache,
-                             task=task)
+                             task=task, limit=limit, seed=seed)
     except DataError as exc:  # the stored label column is not in this CSV: fall back to the last column
         if target is None and stored is not None and "target" in exc.what:
-            return datasets.load(source, image_size=size, target=None, cache=cache, task=task)
+            return datasets.load(source, image_size=size, target=None, cache=cache, task=task, limit=limit, seed=seed)
         raise
 
 
@@ -160,7 +161,7 @@ def model_data(net, source, split=None, *, target=None, image_size=None, limit=N
         name, used = os.path.basename(str(sources[0])), "all" if split is None else split
         description = f"{name} ({key}, {len(X)} rows)"
     else:
-        ds = _load_for_model(net, pre, sources, target, image_size, cache)
+        ds = _load_for_model(net, pre, sources, target, image_size, cache, limit, seed)
         name, notes, class_names = ds.name, list(ds.notes), ds.class_names or None
         used = split or ("test" if ds.X_test is not None else "all")
         if used == "test" and ds.X_test is None:
@@ -168,6 +169,7 @@ def model_data(net, source, split=None, *, target=None, image_size=None, limit=N
                             got="no test split", fix="use --split all")
         if ds.cells is not None and pre is not None and pre.columns:
             X, y = cells_for_model(pre, ds), ds.y_train  # tables have no separate test split
+            check_cells(pre.columns, X, [f"{ds.name} row {i + 1}" for i in range(len(X))])
         elif used == "test":
             X, y = ds.X_test, ds.y_test
         elif used == "train" or ds.X_test is None:
@@ -197,6 +199,11 @@ def image_rows(net, paths, image_size=None):
     (rows, inverted) : ndarray (n, size*size), list of bool
     """
     pre = preprocessor_of(net)
+    if pre is not None and pre.kind == "table":  # never shrink a picture into a table's columns, whatever their count
+        names = pre.column_names or pre.feature_names or []
+        raise ShapeError("this model was trained on a table, not on images", expected=f"rows of its {len(names) or net.n_inputs} "
+                         "columns" + (": " + ", ".join(names[:6]) if names else ""), got="an image file",
+                         fix="pass a CSV file or a row of values (e.g. \"5.1,3.5,1.4,0.2\")")
     size = image_size or image_side(net.n_inputs, pre)
     if size is None:
         raise ShapeError("this model does not take images", expected="a model trained on images",
@@ -253,12 +260,14 @@ def csv_rows(net, path):
         raise ShapeError(f"the rows of {path} do not fit the model", expected=f"{n} feature columns (or {n + 1} with the label)"
                          + (": " + ", ".join(features[:8]) if features else ""),
                          got=f"{width} columns", fix="pass rows with the same feature columns the model was trained on")
+    labels = [f"{path} row {i + 1}" for i in range(len(body))]
     if raw:
         X = np.array([[row[c] if c is not None else "" for c in columns] for row in body], dtype=object)
         X = X.reshape(len(body), len(columns))
+        check_cells(pre.columns, X, labels)
     else:
         X = parse_features(body, columns, names, 2 if header else 1, path)
-    return X, [f"{path} row {i + 1}" for i in range(len(X))]
+    return X, labels
 
 
 def _split_numbers(text):
@@ -278,7 +287,9 @@ def inline_row(net, text):
         if len(cells) != len(raw):
             raise ShapeError("the row does not fit the model", expected=f"{len(raw)} values: " + ", ".join(raw[:8]),
                              got=f"{len(cells)} values", fix="write one value per column the model was trained on, comma-separated")
-        return np.array([c.strip() for c in cells], dtype=object)
+        row = np.array([c.strip() for c in cells], dtype=object)
+        check_cells(pre.columns, row[None, :], [f"row {text!r}"])
+        return row
     values = _split_numbers(text)
     if values is None:
         raise DataError(f"no such file: {text}", expected="an image file, a folder of images, a CSV file or a row of numbers",

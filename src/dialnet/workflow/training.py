@@ -25,7 +25,8 @@ from ..data import Dataset
 from ..data.preprocessing import Preprocessor
 from ..data.splits import fold_rows, split_rows, subset
 from ..diagnose.plots import GradientNormRecorder
-from ..errors import DataError
+from ..core.memory import check_training
+from ..errors import DataError, DivergenceError
 from .metrics import format_regression, regression_metrics
 from .recipe import DATA_DEFAULTS, DEMO, scaling_for
 
@@ -36,14 +37,17 @@ def _quiet(_line):
     pass
 
 
-def load_dataset(data=None, *, image_size=25, target=None, task="auto", cache=None) -> Dataset:
-    """``data`` as a Dataset: one already loaded, or a source for :func:`dialnet.data.load` (None: the bundled digits)."""
+def load_dataset(data=None, *, image_size=25, target=None, task="auto", cache=None, limit=None, seed=0) -> Dataset:
+    """``data`` as a Dataset: one already loaded, or a source for :func:`dialnet.data.load` (None: the bundled digits).
+
+    ``limit``: a CSV file is streamed and only a seeded random ``limit`` rows are kept.
+    """
     if isinstance(data, Dataset):
         return data
     sources = [data] if data is None or isinstance(data, str) or not hasattr(data, "__len__") else list(data)
     sources = [s for s in sources if s is not None] or [DEFAULT_SOURCE]
     return datasets.load(sources[0] if len(sources) == 1 else sources, image_size=image_size, target=target, cache=cache,
-                         task=task or "auto")
+                         task=task or "auto", limit=limit, seed=seed)
 
 
 def _default_recipe(data, recipe):
@@ -191,7 +195,7 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     """
     log = log or _quiet
     recipe = _default_recipe(data, recipe)
-    ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache)
+    ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
     for line in ds.notes:
         log(f"Note: {line}")
     prepared = prepare_data(ds, scale=recipe.scale, test_split=test_split, limit=limit, seed=recipe.seed, dtype=recipe.dtype)
@@ -202,13 +206,21 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
         log(f"Note: {line}")
     regression = ds.task == "regression"
     log(prepared.describe())
+    check_recipe_memory(recipe, Xtr.shape[1], 1 if regression else ds.n_classes)
     net = recipe.build_network(Xtr.shape[1], 1 if regression else ds.n_classes, ds.task)
     fit_kw = recipe.fit_options(len(Xtr), ds.task)
     log(recipe.describe(net, fit_kw))
     # gradient norms per layer go into the history, so `dialnet plot` can draw them later
     recorder = GradientNormRecorder(Xtr, ytr, seed=recipe.seed)
-    history = net.fit(Xtr, ytr, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                      callbacks=[recorder, *(callbacks or [])], **fit_kw)
+    try:
+        history = net.fit(Xtr, ytr, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                          callbacks=[recorder, *(callbacks or [])], **fit_kw)
+    except DivergenceError as exc:
+        # the network holds its last good weights (from before the bad step): hand it over, ready to save
+        net.preprocessing = pre
+        net.class_names = None if regression else list(ds.class_names)
+        exc.network = net
+        raise
     net.preprocessing = pre
     net.class_names = None if regression else list(ds.class_names)
     log(f"Stopped: {history.stop_reason}")
@@ -297,7 +309,7 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
     """
     log = log or _quiet
     recipe = _default_recipe(data, recipe)
-    ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache)
+    ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
     for line in ds.notes:
         log(f"Note: {line}")
     X, y = _training_rows(ds), ds.y_train
@@ -315,6 +327,8 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
         # encoding and scaling constants come from the training folds only: the held-out fold stays unseen
         pre, Xtr = fit_preprocessor(ds, X[train_rows], y[train_rows], scale=recipe.scale, dtype=recipe.dtype)
         ytr = pre.scale_target(y[train_rows]) if regression else y[train_rows]
+        if fold == 0:
+            check_recipe_memory(recipe, Xtr.shape[1], 1 if regression else ds.n_classes)
         net = recipe.build_network(Xtr.shape[1], 1 if regression else ds.n_classes, ds.task)
         net.reset_parameters(recipe.seed + fold)
         fit_kw = recipe.fit_options(len(train_rows), ds.task)
@@ -337,6 +351,12 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
     cv = CrossValidation(ds.task, folds)
     log(cv.summary())
     return cv
+
+
+def check_recipe_memory(recipe, n_inputs, n_outputs):
+    """Refuse, before anything is allocated, a recipe whose network, optimizer state, copies and batch exceed the
+    available memory (a ``ConfigError`` naming the need; see :mod:`dialnet.core.memory`)."""
+    return check_training([n_inputs, *recipe.hidden, n_outputs], recipe.dtype, recipe.batch_size, recipe.optimizer)
 
 
 def record_gradient_norms(net, X, y, epochs=5, seed=0, max_rows=2000):
