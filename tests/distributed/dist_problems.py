@@ -1,0 +1,83 @@
+"""Small training problems run both by one process (in the tests) and by N ranks (worker.py), the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import dialnet as dn
+
+
+def shard(n, size, rank):
+    """Rank ``rank``'s contiguous rows of ``n`` (ranks in order make up all rows)."""
+    return np.array_split(np.arange(n), size)[rank]
+
+
+def _data(n=203, features=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, features))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    return X, np.minimum(y, classes - 1)
+
+
+def sgd64():
+    """float64, SGD with momentum, a last batch of 11 rows, validation data."""
+    X, y = _data()
+    net = dn.mlp([6, 16, 3], activation="tanh", dtype="float64", seed=1)
+    Xv, yv = _data(57, seed=1)
+    return net, (X, y), dict(optimizer=dn.SGD(lr=0.1, momentum=0.9), epochs=2, batch_size=32, seed=3,
+                             validation_data=(Xv, yv))
+
+
+def adam64():
+    """float64, Adam, L2, no validation."""
+    X, y = _data()
+    net = dn.mlp([6, 16, 8, 3], activation="sigmoid", dtype="float64", seed=2)
+    return net, (X, y), dict(optimizer=dn.Adam(lr=0.01), epochs=2, batch_size=25, seed=4, l2=1e-4)
+
+
+def adam32():
+    """float32 (the default dtype), Adam."""
+    X, y = _data()
+    net = dn.mlp([6, 16, 3], seed=1)
+    return net, (X.astype(np.float32), y), dict(optimizer="adam", lr=0.01, epochs=2, batch_size=32, seed=3)
+
+
+def tiny_batches():
+    """Global batches of 3 rows on 2+ ranks: some ranks get 1 row, a last batch of 1 leaves a rank with none."""
+    X, y = _data(31)
+    net = dn.mlp([6, 8, 3], activation="relu", dtype="float64", seed=5)
+    return net, (X, y), dict(optimizer=dn.SGD(lr=0.05), epochs=2, batch_size=3, seed=6)
+
+
+def weighted64():
+    """float64, sample weights, weighted validation data, regression-free classification with Adam."""
+    X, y = _data()
+    w = np.random.default_rng(7).uniform(0.2, 2.0, size=len(X))
+    Xv, yv = _data(57, seed=1)
+    wv = np.random.default_rng(8).uniform(0.5, 1.5, size=len(Xv))
+    net = dn.mlp([6, 16, 3], activation="tanh", dtype="float64", seed=1)
+    return net, (X, y), dict(optimizer=dn.Adam(lr=0.01), epochs=2, batch_size=32, seed=3, sample_weight=w,
+                             validation_data=(Xv, yv, wv))
+
+
+def regression64():
+    """float64 regression (squared error), SGD."""
+    X, _ = _data()
+    y = np.stack([X[:, 0] - X[:, 1], X[:, 2] * 0.5], axis=1)
+    net = dn.mlp([6, 12, 2], activation="tanh", output="linear", dtype="float64", seed=9)
+    return net, (X, y), dict(optimizer=dn.SGD(lr=0.05), epochs=2, batch_size=20, seed=10)
+
+
+PROBLEMS = {f.__name__: f for f in (sgd64, adam64, adam32, tiny_batches, weighted64, regression64)}
+
+
+class StopAt(dn.Callback):
+    """Raise at the end of epoch ``epoch`` (0-based; None: never), as a crash would stop a run."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs, net):
+        if epoch == self.epoch:
+            raise RuntimeError("stopped on purpose")
+        return False
