@@ -30,12 +30,14 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Opt
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import backend
+from .core.losses import Loss, _as_2d_targets
 from .errors import ConfigError, DataError, DialnetError
 from .model import mlp
-from .train import SGD, Adam, EarlyStopping, Optimizer, RMSprop
+from .train import LBFGS, SGD, Adam, EarlyStopping, Optimizer, RMSprop
 
 ACTIVATIONS = ("identity", "sigmoid", "logistic", "tanh", "relu", "leaky_relu")
-SOLVERS = ("sgd", "adam", "rmsprop")
+SOLVERS = ("lbfgs", "sgd", "adam", "rmsprop")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 X_FIX = "pass X as a 2-D array of finite numbers (n_samples, n_features) with the same columns as in fit"
 
@@ -85,6 +87,38 @@ def _parameter_error(est, name, expected, value, fix):
 
 
 
+# ---------------------------------------------------------------- Poisson
+
+
+class HalfPoisson(Loss):
+    """scikit-learn's ``loss="poisson"``: half the Poisson deviance, on a log link.
+
+    The network's (identity) output ``z`` is the log of the predicted mean,
+    ``exp(z)`` the prediction: ``L = mean(exp(z) - y * z)`` (the deviance
+    without its terms in ``y`` alone), ``dL/dz = (exp(z) - y) / size``.
+    """
+
+    name = "poisson"
+
+    def prepare(self, y, n, n_out, dtype):
+        return backend.asarray(_as_2d_targets(np.asarray(y), n, n_out, dtype, "poisson"))
+
+    def per_sample(self, P, Y):
+        xp = backend.xp
+        return xp.mean(xp.exp(P) - Y * P, axis=1)
+
+    def value(self, P, Y):
+        xp = backend.xp
+        return float(xp.mean(xp.exp(P) - Y * P))
+
+    def delta(self, P, Y, out=None):
+        xp = backend.xp
+        out = xp.exp(P, out=out)
+        out -= Y
+        out /= P.size
+        return out
+
+
 # ------------------------------------------------------------- epoch monitor
 
 
@@ -100,14 +134,33 @@ class ScikitLearnStopping(EarlyStopping):
     EarlyStopping's in one point: the best value (and with early stopping its
     dials, restored at the end) follows every drop, while only a drop of at
     least ``tol`` starts the count over.
+
+    With ``solver="sgd"`` it also runs scikit-learn's ``learning_rate``
+    schedule: "invscaling" sets ``lr = learning_rate_init / (t + 1) **
+    power_t`` after every epoch (``t``: samples seen), and "adaptive"
+    divides the learning rate by 5 where "constant" would stop, stopping
+    only once it is below 1e-6. With L-BFGS only the bookkeeping runs (as
+    in scikit-learn, ``n_iter_no_change`` applies to the stochastic solvers).
     """
 
-    def __init__(self, est, l2, validation):
-        super().__init__(patience=est.n_iter_no_change, monitor="val_loss" if validation else "loss",
+    def __init__(self, est, l2, validation, n_rows=0, schedule="constant", full_batch=False):
+        super().__init__(patience=math.inf if full_batch else est.n_iter_no_change,
+                         monitor="val_loss" if validation else "loss",
                          min_delta=est.tol, restore_best_weights=validation is not None)
         self.est = est
         self.l2 = l2
         self.validation = validation  # (X_val, T_val, w_val) or None
+        self.n_rows = n_rows
+        self.schedule = schedule
+        self.t0 = getattr(est, "t_", 0)
+
+    def track(self, epoch, value, what, net):
+        stop = super().track(epoch, value, what, net)
+        if stop and self.schedule == "adaptive" and self.optimizer is not None and self.optimizer.lr > 1e-6:
+            self.optimizer.lr /= 5.0  # scikit-learn's adaptive rate: a smaller step instead of stopping
+            self.wait, self.reason = 0, None
+            return False
+        return stop
 
     def resets_patience(self, value):
         return not value > self.best - self.min_delta
@@ -117,6 +170,9 @@ class ScikitLearnStopping(EarlyStopping):
 
     def on_epoch_end(self, epoch, logs, net):
         est = self.est
+        if self.schedule == "invscaling" and self.optimizer is not None:
+            t = self.t0 + self.n_rows * (epoch + 1)
+            self.optimizer.lr = est.learning_rate_init / (t + 1) ** est.power_t
         penalty = 0.0
         if self.l2:
             penalty = 0.5 * self.l2 * sum(float((d.weights * d.weights).sum()) for d in net.dense_layers)
@@ -152,8 +208,15 @@ class DialnetEstimator(BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS)), list, tuple],
         "solver": [StrOptions(set(SOLVERS))],
-        "optimizer": [None, Optimizer],
+        "optimizer": [None, Optimizer, LBFGS],
+        "learning_rate": [StrOptions(set(LEARNING_RATES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -200,17 +263,26 @@ class DialnetEstimator(BaseEstimator):
         return acts
 
     def _make_optimizer(self):
+        if isinstance(self.optimizer, LBFGS):
+            return copy.deepcopy(self.optimizer)
         if self.optimizer is not None:
             opt = copy.deepcopy(self.optimizer)  # never change the parameter itself
             opt.reset()
             opt.lr = opt.initial_lr
             return opt
         lr = self.learning_rate_init
+        if self.solver == "lbfgs":
+            return LBFGS(max_fun=self.max_fun, tol=self.tol)
         if self.solver == "sgd":
-            return SGD(lr=lr, momentum=self.momentum, nesterov=self.momentum > 0)
+            return SGD(lr=lr, momentum=self.momentum, nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
         if self.solver == "rmsprop":
-            return RMSprop(lr=lr)
-        return Adam(lr=lr)
+            return RMSprop(lr=lr, eps=self.epsilon)
+        return Adam(lr=lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+
+    @property
+    def _full_batch(self):
+        """True for L-BFGS (``solver="lbfgs"`` or an ``LBFGS`` optimizer): all rows per step."""
+        return isinstance(self.optimizer, LBFGS) or (self.optimizer is None and self.solver == "lbfgs")
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "network_")
@@ -227,6 +299,13 @@ class DialnetEstimator(BaseEstimator):
         hidden = self._hidden_sizes()
         activation = self._hidden_activations(len(hidden))
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
+        if incremental and self._full_batch:
+            raise ConfigError(
+                "partial_fit needs a stochastic solver",
+                expected="solver='adam', 'sgd' or 'rmsprop' with partial_fit",
+                got="solver='lbfgs'",
+                fix="use fit() with L-BFGS, or another solver for partial_fit",
+            )
         if self.early_stopping and incremental:
             raise ConfigError(
                 "partial_fit does not support early_stopping=True",
@@ -289,7 +368,8 @@ class DialnetEstimator(BaseEstimator):
         if not weighted:
             weights = np.ones(X.shape[0])
         val = None
-        if self.early_stopping:
+        full_batch = self._full_batch
+        if self.early_stopping and not full_batch:  # as in scikit-learn, L-BFGS ignores early_stopping
             X, X_val, T, T_val, weights, w_val = self._split(X, T, weights, rs)
             if not weights.sum() > 0:
                 raise DataError("the training rows left after the validation split all have zero weight",
@@ -303,6 +383,8 @@ class DialnetEstimator(BaseEstimator):
 
         n = X.shape[0]
         batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
+        if full_batch:
+            batch_size = n
         mean_weight = float(weights.mean())
         # Each batch's loss is its weighted mean, as in scikit-learn. alpha is scikit-learn's too: it
         # joins the summed (weighted) gradient of a batch before the division by the batch's total
@@ -312,14 +394,15 @@ class DialnetEstimator(BaseEstimator):
         if val is not None:
             # a validation set whose rows all weigh 0 is measured unweighted (as its score is)
             validation = (X_val, self._fit_targets(T_val)) + ((w_val,) if weighted and w_val.sum() > 0 else ())
-        monitor = ScikitLearnStopping(self, l2, val)
+        schedule = self.learning_rate if self.optimizer is None and self.solver == "sgd" else "constant"
+        monitor = ScikitLearnStopping(self, l2, val, n_rows=n, schedule=schedule, full_batch=full_batch)
         net = self.network_
         try:
             history = net.fit(
-                X, self._fit_targets(T), loss=self._base_loss, optimizer=self._optimizer,
+                X, self._fit_targets(T), loss=self._train_loss, optimizer=self._optimizer,
                 epochs=1 if incremental else self.max_iter, batch_size=batch_size, validation_data=validation,
                 shuffle=self.shuffle, seed=int(rs.randint(np.iinfo(np.int32).max)), callbacks=[monitor],
-                progress=bool(self.verbose), l2=l2, target_certainty=getattr(self, "target_certainty", None),
+                verbose=min(int(self.verbose), 2), l2=l2, target_certainty=getattr(self, "target_certainty", None),
                 sample_weight=weights / mean_weight if weighted else None,
             )
         finally:
@@ -331,6 +414,8 @@ class DialnetEstimator(BaseEstimator):
         self.stop_reason_ = history.stop_reason
         if not incremental and history.stopped_epoch is None and self.n_iter_ == self.max_iter:
             warnings.warn(
+                f"lbfgs failed to converge after {self.max_iter} iteration(s) (max_iter reached): "
+                "increase max_iter or scale the data" if full_batch else
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
@@ -378,6 +463,11 @@ class DialnetEstimator(BaseEstimator):
         finally:
             self.network_.clear_cache()
 
+    @property
+    def _train_loss(self):
+        """The loss handed to fit: its name, or a Loss instance (the regressor's Poisson)."""
+        return self._base_loss
+
     def to_network(self):
         """The trained dialnet :class:`~dialnet.Network` (a copy), to save, inspect or export.
 
@@ -386,6 +476,13 @@ class DialnetEstimator(BaseEstimator):
         predict`` can label. Changing the copy does not change the estimator.
         """
         self._check_fitted()
+        if self._base_loss == "poisson":
+            raise ConfigError(
+                "a Poisson regressor's network outputs the log of its prediction",
+                expected="loss='squared_error' for a network that predicts the values itself",
+                got="loss='poisson'",
+                fix="use the estimator's predict (exp of the network's outputs), or train with loss='squared_error'",
+            )
         net = copy.deepcopy(self.network_)
         net.clear_cache()
         net.task, net.loss = self._task, self._base_loss
