@@ -49,6 +49,38 @@ def _same_arrays(a, b) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
+class Summary(str):
+    """The text of :meth:`Network.summary` (a ``str``), shown as a table: plain at a prompt, HTML in a notebook.
+
+    ``rows`` holds the table's cells (a header row, then one per layer); the
+    first line of the text is the title and the last the totals.
+    """
+
+    def __new__(cls, text, rows):
+        self = super().__new__(cls, text)
+        self.rows = [tuple(r) for r in rows]
+        return self
+
+    def __repr__(self):
+        return str(self)
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(str(self))
+
+    def _repr_html_(self):
+        def esc(text):
+            return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+        lines = str(self).splitlines()
+        head = "".join(f"<th>{esc(c)}</th>" for c in self.rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self.rows[1:])
+        return (f"<p><b>{esc(lines[0])}</b></p><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table><p>{esc(lines[-1])}</p>")
+
+    def __reduce__(self):
+        return (Summary, (str(self), self.rows))
+
+
 class Network:
     """A stack of layers trained by backpropagation.
 
@@ -217,8 +249,13 @@ class Network:
     def count_parameters(self) -> int:
         return int(sum(p.size for p in self.parameters()))
 
-    def summary(self) -> str:
-        """A table: per layer its type, output width, weights and biases; then the totals."""
+    def summary(self) -> Summary:
+        """A table: per layer its type, output width, weights and biases; then the totals.
+
+        A :class:`Summary`: the text itself (a ``str``: ``print(net.summary())``),
+        shown as that table at an interactive prompt and as an HTML table in
+        a notebook.
+        """
         rows = [("#", "layer", "output", "weights", "biases")]
         width = self.n_inputs
         n_w = n_b = 0
@@ -237,7 +274,7 @@ class Network:
         for r in rows:
             lines.append("  ".join(r[c].ljust(widths[c]) if c < 2 else r[c].rjust(widths[c]) for c in range(5)))
         lines.append(f"Total: {n_w:,} weights + {n_b:,} biases = {n_w + n_b:,} parameters")
-        return "\n".join(lines)
+        return Summary("\n".join(lines), rows)
 
     def __repr__(self):
         return f"Network({self.layers!r}, dtype={self.dtype.name!r})"
