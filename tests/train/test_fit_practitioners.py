@@ -267,3 +267,13 @@ def test_the_lbfgs_objective_gradient_matches_central_differences_with_weights_a
     expected = np.average(-np.log(P[np.arange(len(y)), y]), weights=w)
     expected += 0.5 * 0.05 * sum(float((d.weights**2).sum()) for d in net.dense_layers)
     assert value == pytest.approx(expected, rel=1e-12)
+
+
+def test_summary_is_its_text_and_renders_as_a_table():
+    import pickle
+
+    s = dn.mlp([4, 8, 3], seed=0).summary()
+    assert isinstance(s, str) and s.startswith("Network 4-8-3") and repr(s) == str(s)
+    html = s._repr_html_()
+    assert html.count("<tr>") == 5 and "<td>Dense 4-&gt;8</td>" in html and "67 parameters" in html
+    assert pickle.loads(pickle.dumps(s)) == s
