@@ -121,8 +121,10 @@ def check_classes(net, y):
         detail = (f"class {names[big]} has {int(counts[big])} rows, class {names[small]} only {int(counts[small])} ({ratio:.3g}:1); "
                   f"always answering the big class already scores {counts[big] / (counts[big] + counts[small]):.1%} on the pair, "
                   "and the rare class gives under a tenth of the gradient")
-        fix = ("oversample the rare classes (repeat their rows) or collect more of them, and judge the model by per-class "
-               "recall or the confusion matrix (`dialnet plot`), not by accuracy")
+        fix = ("weight the classes: fit(..., class_weight='balanced') (`dialnet train --class-weight balanced`, "
+               "DialnetClassifier(class_weight='balanced')), so each class counts as much in the loss; or oversample the "
+               "rare classes or collect more of them; and judge the model by per-class recall or the confusion matrix "
+               "(`dialnet plot`), not by accuracy")
     finding = Finding("class_imbalance", f"classes are imbalanced {ratio:.3g}:1" if math.isfinite(ratio) else "a class has no rows",
                       detail, fix, counts=[int(c) for c in counts], ratio=ratio)
     return [finding], check
