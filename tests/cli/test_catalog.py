@@ -116,7 +116,75 @@ def f(tmp_path_factory):
     (d / "oneclass_imgs" / "cats").mkdir(parents=True)
     (d / "empty_dir").mkdir()
     paths.update(imgs=str(d / "imgs"), oneclass_imgs=str(d / "oneclass_imgs"), empty_dir=str(d / "empty_dir"))
+    _round2_files(d, paths)
     return paths
+
+
+def _pre_model(d, name, pre):
+    """A [4, 5, 3] model file whose preprocessing block is ``pre`` (written as given, not checked)."""
+    return _write_model(d / f"{name}.safetensors", lambda m: m.update(preprocessing=pre))
+
+
+def _round2_files(d, paths):
+    """The files of issue 14's cases: hostile preprocessing, a checkpoint, inf cells, a huge PNG, a table model..."""
+    from PIL import Image
+
+    table = {"input": "table", "scaling": "standard", "mean": [0.0] * 4, "std": [1.0] * 4}
+    for name, pre in {
+        "pre_image_20000": {"input": "image", "scaling": "none", "image_size": 20000},
+        "pre_image_0": {"input": "image", "scaling": "none", "image_size": 0},
+        "pre_image_neg": {"input": "image", "scaling": "none", "image_size": -3},
+        "pre_mean_length": {**table, "mean": [0.0, 0.0]},
+        "pre_std_string": {**table, "std": "wide"},
+        "pre_std_negative": {**table, "std": [1.0, 1.0, 1.0, -1.0]},
+        "pre_scaling": {"input": "table", "scaling": "zscore"},
+        "pre_version": {**table, "version": 999},
+        "pre_table_image_size": {**table, "image_size": 20000},
+        "pre_target_std": {"input": "table", "scaling": "none", "target_std": 0.0},
+        "pre_background": {"input": "image", "scaling": "none", "image_size": 2, "background": 7.0},
+        "pre_fill": {"input": "table", "scaling": "none", "columns": [
+            {"name": "c", "kind": "categorical", "categories": ["a", "b", "x"], "other": True, "fill": "zzz"}]},
+    }.items():
+        paths[name] = _pre_model(d, name, pre)
+    paths["version999"] = _write_model(d / "v999.safetensors", lambda m: m.update(format_version=999))
+    ck = str(d / "run.ckpt.safetensors")
+    _net().fit(_X(), _y(), epochs=1, lr=0.01, checkpoint=ck)
+    paths["ckpt"] = ck
+    csv = {
+        "inf.csv": "a,b,label\n1,2,0\ninf,3,1\n4,5,0\n-inf,6,1\n7,8,0\n",
+        "huge.csv": "a,b,label\n" + "".join(f"{'1.5e308' if i % 2 else '-1.7e308'},{i},{i % 2}\n" for i in range(40)),
+        "dup.csv": "x,x,x\n" + "".join(f"{i % 5},{(i * 3) % 7},{i % 2}\n" for i in range(40)),
+        "square.csv": "a,b,c,d,label\n" + "".join(f"{i % 5},{(i * 3) % 7},{i % 4},{(i * 7) % 11},{i % 2}\n" for i in range(60)),
+    }
+    for name, content in csv.items():
+        (d / name).write_text(content)
+        paths[name] = str(d / name)
+    Image.new("L", (30, 30), 0).save(d / "picture.png")
+    paths["picture"] = str(d / "picture.png")
+    big = d / "big_imgs"
+    for cls in ("a", "b"):
+        (big / cls).mkdir(parents=True)
+        Image.new("L", (8, 8), 0).save(big / cls / "small.png")
+    Image.new("L", (5000, 5000), 255).save(big / "a" / "huge.png")  # 25 million pixels: a few KB on disk
+    paths["big_imgs"] = str(big)
+    os.link(paths["model"], d / "model_link.safetensors")
+    paths["model_link"] = str(d / "model_link.safetensors")
+    table_model = str(d / "table_model.safetensors")
+    assert main(["train", paths["square.csv"], "--epochs", "2", "--no-progress", "--out", table_model]) == 0
+    paths["table_model"] = table_model
+    cli_ckpt = str(d / "cli.ckpt.safetensors")
+    assert main(["train", paths["train.csv"], "--epochs", "2", "--no-progress", "--checkpoint", cli_ckpt,
+                 "--out", str(d / "cli_model.safetensors")]) == 0
+    paths["cli_ckpt"] = cli_ckpt
+    plot_dir = d / "plot_dir"
+    (plot_dir / "history.png").mkdir(parents=True)  # a folder where the figure should go: the write fails
+    paths["plot_dir"] = str(plot_dir)
+    trap = d / "trap"
+    trap.mkdir()
+    (trap / "history.png").write_bytes(open(table_model, "rb").read())  # a model named like the figure it would draw
+    paths["trap_model"] = str(trap / "history.png")
+    paths["trap_dir"] = str(trap)
+    paths["out_model"] = str(d / "out.safetensors")
 
 
 def _fit(**kw):
@@ -204,6 +272,58 @@ API = [
     ("resume from a model file", lambda f: _net().fit(_X(), _y(), resume=f["model"]), ModelFileError, r"not a training checkpoint"),
 ]
 
+def _with_env(name, value, call):
+    """Run ``call`` with one environment variable set (a memory or pixel limit), then restore it."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        return call()
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _predict_inputs(f, *items):
+    from dialnet import workflow
+
+    return workflow.model_inputs(dn.load(f["table_model"]), list(items))
+
+
+# issue 14 (reliability, round 2): silent wrong answers, size mistakes, exit codes
+ROUND2_API = [
+    ("mlp seed -1", lambda f: dn.mlp([4, 3], seed=-1), InvalidValueError, r"seed must be a whole number >= 0.*-1"),
+    ("fit seed -1", _fit(seed=-1), InvalidValueError, r"seed must be a whole number >= 0"),
+    ("fit lr text", _fit(lr="fast"), InvalidValueError, r"lr is out of range.*'fast'"),
+    ("mlp 100000x100000 does not fit", lambda f: _with_env("DIALNET_MEMORY_LIMIT", "8G", lambda: dn.mlp([100000, 100000, 10])),
+     ConfigError, r"100000-100000-10 network .* does not fit in memory.*8\.0 GiB"),
+    ("mlp larger than any machine", lambda f: dn.mlp([10**6, 10**6, 10]), ConfigError, r"does not fit in memory"),
+    ("resume with another lr", lambda f: _net().fit(_X(), _y(), epochs=2, lr=0.5, resume=f["ckpt"]), ConfigError,
+     r"learning rate differs.*lr 0\.01.*lr 0\.5"),
+    ("scaling overflow", lambda f: dn.data.preprocessing.Preprocessor(scaling="standard").fit(np.array([[1.5e308], [-1.7e308]])),
+     InvalidValueError, r"overflow in scaling"),
+    ("predict cell not a number", lambda f: _predict_inputs(f, "abc,def,ghi,jkl"), DataError,
+     r"row 'abc,def,ghi,jkl': column 'a' holds 'abc', not a number"),
+    ("predict cell inf", lambda f: _predict_inputs(f, "inf,-inf,nan,1"), DataError, r"column 'a' holds 'inf', an infinite value"),
+    ("predict picture into a table model", lambda f: _predict_inputs(f, f["picture"]), ShapeError,
+     r"trained on a table, not on images"),
+    ("model format version 999", lambda f: dn.load(f["version999"]), ModelFileError, r"format version.*999.*upgrade dialnet"),
+    ("preprocessing image size 20000", lambda f: dn.load(f["pre_image_20000"]), ModelFileError, r"image size does not match"),
+    ("preprocessing image size 0", lambda f: dn.load(f["pre_image_0"]), ModelFileError, r"image size does not match"),
+    ("preprocessing image size -3", lambda f: dn.load(f["pre_image_neg"]), ModelFileError, r"image size does not match"),
+    ("preprocessing mean wrong length", lambda f: dn.load(f["pre_mean_length"]), ModelFileError, r"'mean' has 2 values"),
+    ("preprocessing std a string", lambda f: dn.load(f["pre_std_string"]), ModelFileError, r"'std' is not a list of finite numbers"),
+    ("preprocessing std negative", lambda f: dn.load(f["pre_std_negative"]), ModelFileError, r"'std' has a negative value"),
+    ("preprocessing unknown scaling", lambda f: dn.load(f["pre_scaling"]), ModelFileError, r"unknown scaling.*zscore"),
+    ("preprocessing version 999", lambda f: dn.load(f["pre_version"]), ModelFileError, r"version is not one this dialnet reads"),
+    ("preprocessing image size on a table", lambda f: dn.load(f["pre_table_image_size"]), ModelFileError,
+     r"table model has image settings"),
+    ("preprocessing target_std 0", lambda f: dn.load(f["pre_target_std"]), ModelFileError, r"'target_std' is not positive"),
+    ("preprocessing background 7", lambda f: dn.load(f["pre_background"]), ModelFileError, r"'background' is out of range"),
+    ("preprocessing fill not a category", lambda f: dn.load(f["pre_fill"]), ModelFileError, r"not a list of column rules"),
+]
+
 # data loaders (dialnet.data)
 DATA = [
     ("data missing file", lambda f: _load_data(f, "missing.csv"), DataError, r"no such data set or file"),
@@ -229,7 +349,17 @@ def _load_data(f, source, **kw):
     return datasets.load(source, **kw)
 
 
-CATALOG = API + DATA
+ROUND2_DATA = [
+    ("data FIFO", lambda f: _load_data(f, f["fifo"]), DataError, r"is a FIFO \(named pipe\), not a data file"),
+    ("data /dev/zero", lambda f: _load_data(f, "/dev/zero"), DataError, r"/dev/zero is a character device, not a data file"),
+    ("csv inf cells", lambda f: _load_data(f, f["inf.csv"]), DataError, r"column 'a' of inf\.csv has infinite values \(lines 3, 5\)"),
+    ("image larger than the limit", lambda f: _load_data(f, f["big_imgs"]), DataError,
+     r"huge\.png is too large to read: 5000x5000 pixels.*DIALNET_MAX_IMAGE_PIXELS"),
+    ("image limit configurable", lambda f: _with_env("DIALNET_MAX_IMAGE_PIXELS", "50", lambda: _load_data(f, f["big_imgs"])),
+     DataError, r"\.png is too large to read: \d+x\d+ pixels.*at most 50 pixels"),
+]
+
+CATALOG = API + ROUND2_API + DATA + ROUND2_DATA
 
 
 @pytest.mark.parametrize("row", CATALOG, ids=[row[0] for row in CATALOG])
@@ -279,15 +409,74 @@ CLI = [
 ]
 
 
+
+def _out(f, name="t.safetensors"):
+    return os.path.join(f["dir"], name)
+
+
+ROUND2_CLI = [
+    # data loss: an output is never an input
+    ("train --out the data", lambda f: ["train", f["train.csv"], "--out", f["train.csv"], "--no-progress"],
+     r"--out .*train\.csv is the input DATA"),
+    ("train --checkpoint the data", lambda f: ["train", f["train.csv"], "--checkpoint", f["train.csv"], "--no-progress",
+                                               "--out", _out(f)], r"--checkpoint .*train\.csv is the input DATA"),
+    ("train --out the --resume", lambda f: ["train", f["train.csv"], "--resume", f["ckpt"], "--out", f["ckpt"]],
+     r"--out .* is the input --resume"),
+    ("train --out the --checkpoint", lambda f: ["train", f["train.csv"], "--checkpoint", _out(f, "c.safetensors"),
+                                                "--out", _out(f, "c.safetensors")], r"--out and --checkpoint are the same file"),
+    ("export --state-dict the model", lambda f: ["export", f["model"], "--state-dict", f["model"]], r"--state-dict .* is the input MODEL"),
+    ("export --onnx the model", lambda f: ["export", f["model"], "--onnx", f["model"]], r"--onnx .* is the input MODEL"),
+    ("export --onnx a hard link to the model", lambda f: ["export", f["model"], "--onnx", f["model_link"]],
+     r"--onnx .*model_link\.safetensors is the input MODEL"),
+    ("plot --out onto the model", lambda f: ["plot", f["trap_model"], "--out", f["trap_dir"], "--only", "history"],
+     r"--out .*history\.png is the input MODEL"),
+    ("plot cannot write", lambda f: ["plot", f["table_model"], "--out", f["plot_dir"], "--only", "history"],
+     r"cannot write .*history\.png"),
+    # silent wrong answers
+    ("predict cells not numbers", lambda f: ["predict", f["table_model"], "abc,def,ghi,jkl"], r"column 'a' holds 'abc', not a number"),
+    ("predict inf cells", lambda f: ["predict", f["table_model"], "inf,-inf,nan,1"], r"column 'a' holds 'inf', an infinite value"),
+    ("predict picture with a table model", lambda f: ["predict", f["table_model"], f["picture"]], r"trained on a table, not on images"),
+    ("train inf cells", lambda f: ["train", f["inf.csv"], "--no-progress", "--out", _out(f)], r"infinite values \(lines 3, 5\)"),
+    ("train --resume with another --lr", lambda f: ["train", f["train.csv"], "--no-progress", "--checkpoint", f["cli_ckpt"],
+                                                    "--resume", f["cli_ckpt"], "--lr", "0.5", "--out", _out(f)],
+     r"cannot resume from .*cli\.ckpt\.safetensors: the learning rate differs.*lr 0\.001.*lr 0\.5"),
+    ("train --layers 0", lambda f: ["train", f["train.csv"], "--layers", "0"], r"--layers must be .* or 'none'"),
+    ("train --layers blank", lambda f: ["train", f["train.csv"], "--layers", " "], r"--layers must be .* or 'none'"),
+    ("train --layers 5,,5", lambda f: ["train", f["train.csv"], "--layers", "5,,5"], r"--layers must be"),
+    ("summary --layers 10,,5", lambda f: ["summary", "--layers", "10,,5"], r"comma-separated positive integers.*10,,5"),
+    ("summary version 999", lambda f: ["summary", f["version999"]], r"format version"),
+    ("predict hostile preprocessing", lambda f: ["predict", f["pre_image_20000"], "1,2,3,4"], r"unusable preprocessing"),
+    # size mistakes
+    ("train a network larger than memory", lambda f: ["train", f["train.csv"], "--layers", "20000,20000", "--no-progress",
+                                                      "--out", _out(f)], r"training a 3-20000-20000-3 network .* does not fit in memory",
+     {"DIALNET_MEMORY_LIMIT": "1G"}),
+    ("train images larger than the limit", lambda f: ["train", f["big_imgs"], "--no-progress", "--out", _out(f)],
+     r"too large to read: 5000x5000"),
+    # exit codes and messages
+    ("train --seed -1", lambda f: ["train", f["train.csv"], "--seed", "-1"], r"--seed is out of range"),
+    ("argparse --epochs abc", lambda f: ["train", f["train.csv"], "--epochs", "abc"], r"argument --epochs: invalid int value: 'abc'"),
+    ("argparse unknown option", lambda f: ["train", f["train.csv"], "--epochz", "3"], r"unrecognized arguments: --epochz"),
+    ("argparse missing argument", lambda f: ["predict", f["model"]], r"the following arguments are required: INPUT"),
+    ("argparse option without value", lambda f: ["train", "--epochs"], r"argument --epochs: expected one argument"),
+    ("argparse unknown command", lambda f: ["trian"], r"invalid choice: 'trian'"),
+    ("train FIFO as DATA", lambda f: ["train", f["fifo"]], r"is a FIFO \(named pipe\), not a data file"),
+    ("train /dev/zero as DATA", lambda f: ["train", "/dev/zero"], r"/dev/zero is a character device"),
+    ("train overflow in scaling", lambda f: ["train", f["huge.csv"], "--no-progress", "--out", _out(f)], r"overflow in scaling a"),
+]
+CLI = CLI + ROUND2_CLI
+
+
 @pytest.mark.parametrize("row", CLI, ids=[row[0] for row in CLI])
-def test_cli_catalog(f, row, capsys):
-    _, argv, pattern = row
+def test_cli_catalog(f, row, capsys, monkeypatch):
+    _, argv, pattern = row[:3]
+    for name, value in (row[3] if len(row) > 3 else {}).items():
+        monkeypatch.setenv(name, value)
     argv = argv(f)
-    if argv[0] not in _commands():
+    if argv[0] not in _commands() and not argv[0].startswith("tri"):
         pytest.fail(f"the `dialnet {argv[0]}` command is missing")
     code = main(argv)
     out = capsys.readouterr()
-    assert code != 0
+    assert code == 2
     lines = out.err.strip().splitlines()
     assert "Traceback" not in out.err + out.out
     assert lines[0].startswith("dialnet: error: ") and re.search(pattern, lines[0]), out.err
@@ -310,3 +499,175 @@ def test_cli_process_exit_code_and_debug_traceback(f):
     debug = subprocess.run([*cmd, "--debug", "summary", f["version"]], capture_output=True, text=True, timeout=60)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ModelFileError" in debug.stderr
 
+
+
+# ------------------------------------------------------------------ issue 14: what the rows above cannot show
+
+
+def _copy(src, dst):
+    with open(src, "rb") as a, open(dst, "wb") as b:
+        b.write(a.read())
+    return str(dst)
+
+
+def test_train_onto_its_data_leaves_the_data_intact(f, tmp_path, capsys):
+    data = _copy(f["train.csv"], tmp_path / "x.csv")
+    before = open(data, "rb").read()
+    assert main(["train", data, "--out", data, "--no-progress"]) == 2
+    assert main(["train", data, "--checkpoint", "./" + os.path.relpath(data), "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert open(data, "rb").read() == before
+    assert not (tmp_path / "m.safetensors").exists(), "refused before any work"
+    capsys.readouterr()
+
+
+def test_output_lock_refuses_a_live_run_and_takes_over_a_dead_ones(f, tmp_path, capsys):
+    out = str(tmp_path / "m.safetensors")
+    args = ["train", f["train.csv"], "--epochs", "1", "--no-progress", "--out", out]
+    with open(out + ".lock", "w") as fh:
+        fh.write(f"{os.getppid()}\n")  # a live process that is not this one
+    assert main(args) == 2
+    assert re.search(rf"another dialnet run \(pid {os.getppid()}\) is writing .*m\.safetensors", capsys.readouterr().err)
+    assert not os.path.exists(out) and os.path.exists(out + ".lock")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    with open(out + ".lock", "w") as fh:
+        fh.write(gone.stdout)  # a run that died (SIGKILL) and left its lock
+    assert main(args) == 0
+    assert dn.load(out).n_inputs == 3
+    assert not os.path.exists(out + ".lock"), "the lock goes with the run"
+    capsys.readouterr()
+
+
+def test_a_second_run_on_the_same_files_is_refused_and_sigterm_writes_the_checkpoint(f, tmp_path):
+    """Real processes: run 1 trains with a checkpoint; run 2 on the same --out is refused (exit 2); SIGTERM to
+    run 1 (what `docker stop` sends) finishes the step, writes the checkpoint and exits 143."""
+    import signal
+    import time
+
+    from dialnet.files import checkpoint as ckpt
+
+    out, ck = str(tmp_path / "m.safetensors"), str(tmp_path / "run.ckpt.safetensors")
+    cmd = [sys.executable, "-m", "dialnet.cli", "train", f["train.csv"], "--no-progress", "--epochs", "1000000",
+           "--early-stopping", "0", "--lr-schedule", "none", "--checkpoint", ck, "--out", out]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(ck) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.path.exists(ck), first.communicate(timeout=10)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert re.search(rf"another dialnet run \(pid {first.pid}\) is writing", second.stderr), second.stderr
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and f"checkpoint saved to {ck}" in err and "--resume" in err
+    _net_stored, state, _arrays = ckpt.load(ck)
+    assert state["epoch"] >= 1 and not state["finished"]
+    assert not os.path.exists(out), "no model: the run did not finish"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".lock")]
+
+
+def test_divergence_saves_the_last_good_weights_to_a_new_file(f, tmp_path, capsys):
+    out = _copy(f["model"], tmp_path / "good.safetensors")  # a good model from an earlier run
+    before = open(out, "rb").read()
+    args = ["train", f["train.csv"], "--optimizer", "sgd", "--lr", "1e6", "--activation", "relu", "--layers", "16,16",
+            "--no-progress", "--out", out]
+    for expected in ("good.diverged.safetensors", "good.diverged-2.safetensors"):
+        assert main(args) == 2
+        captured = capsys.readouterr()
+        assert "training diverged" in captured.err
+        saved = str(tmp_path / expected)
+        assert f"Saved the last good weights (from before the step that diverged) to {saved}" in captured.out
+        net = dn.load(saved)
+        assert all(np.isfinite(p).all() for p in net.parameters()) and net.preprocessing is not None
+    assert open(out, "rb").read() == before, "--out is never overwritten by a diverged run"
+
+
+def test_summary_counts_a_huge_network_without_building_it(capsys):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        assert main(["summary", "--layers", "20000,20000"]) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    text = capsys.readouterr().out
+    assert "400,020,000 parameters" in text and re.search(r"Memory: 3\.0 GiB for the weights and gradients", text)
+    assert peak < 20 * 1024**2, f"summary allocated {peak:,} bytes"
+    assert main(["summary", "--layers", "625,20,20,10"]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith(dn.mlp([625, 20, 20, 10], activation="sigmoid", seed=0).summary())
+
+
+def test_limit_streams_the_csv(tmp_path):
+    """--limit keeps a seeded random N rows while reading: memory for N rows, not for the file."""
+    import tracemalloc
+
+    from dialnet import data as datasets
+
+    path = tmp_path / "big.csv"
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((20000, 6))
+    with open(path, "w") as fh:
+        fh.write("a,b,c,d,e,f,label\n")
+        for i, r in enumerate(rows):
+            fh.write(",".join(f"{v:.6f}" for v in r) + f",{i % 3}\n")
+
+    def peak(**kw):
+        tracemalloc.start()
+        try:
+            ds = datasets.load(str(path), **kw)
+            return ds, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, small_peak = peak(limit=100, seed=3)
+    full, full_peak = peak()
+    assert small.n_rows == 100 and full.n_rows == 20000
+    assert "read 100 of the 20,000 rows" in small.notes[0]
+    assert small_peak * 10 < full_peak, (small_peak, full_peak)
+    again, _ = peak(limit=100, seed=3)
+    assert (again.cells == small.cells).all(), "same seed, same rows"
+    other, _ = peak(limit=100, seed=4)
+    assert not (other.cells == small.cells).all()
+    picked = {tuple(r) for r in small.cells.tolist()}
+    assert picked <= {tuple(r) for r in full.cells.tolist()}, "rows of the file, unchanged"
+
+
+def test_duplicate_header_names_are_told_apart_with_a_note(f):
+    from dialnet import data as datasets
+
+    ds = datasets.load(f["dup.csv"])
+    assert ds.column_names == ["x", "x_2"] and ds.target == "x_3"
+    assert any("repeats the column name(s) 'x'" in note for note in ds.notes)
+
+
+def test_predict_still_imputes_blank_cells(f, capsys):
+    assert main(["predict", f["table_model"], "1,,2,3"]) == 0
+    assert "row 1,,2,3:" in capsys.readouterr().out
+
+
+def test_an_internal_error_says_it_is_a_bug_and_exits_1(f, capsys, monkeypatch):
+    import dialnet.cli.summary as summary
+
+    def broken(args):
+        raise RuntimeError("an invariant broke")
+
+    monkeypatch.setattr(summary, "run", broken)
+    assert main(["summary", f["model"]]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "dialnet: internal error (a bug in dialnet, not in your input): RuntimeError: an invariant broke"
+    assert err[1].startswith("  hint: run again with --debug")
+
+
+def test_argparse_errors_exit_2_from_the_process(f):
+    """The real process: an argparse error is one `dialnet: error:` line, a hint, exit 2 (no usage dump)."""
+    run = subprocess.run([sys.executable, "-m", "dialnet.cli", "train", f["train.csv"], "--epochs", "abc"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == ["dialnet: error: argument --epochs: invalid int value: 'abc'",
+                                       "  hint: run `dialnet train --help` for the options and the values they take"]

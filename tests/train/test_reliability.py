@@ -185,6 +185,32 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_to_the_same_bits(tmp_path, r
     assert history.history == ref_history
 
 
+class _SigtermAt(_SigintAt):
+    """Adam that sends this process a SIGTERM (a scheduler's, `docker stop`'s) after its ``fire_at``-th step."""
+
+    def step(self, params, grads):
+        dn.Adam.step(self, params, grads)
+        if self.t == self.fire_at:
+            signal.raise_signal(signal.SIGTERM)
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_resumes_to_the_same_bits(tmp_path, reference):
+    X, y = _data()
+    path = tmp_path / "run.ckpt.safetensors"
+    opt = _SigtermAt(lr=0.01)
+    opt.fire_at = 11
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as info:
+        _net().fit(X, y, optimizer=opt, checkpoint=path, checkpoint_every=4, **SETUP)
+    assert info.value.signal_name == "SIGTERM" and "(SIGTERM)" in str(info.value)
+    _, state, _ = ckpt.load(path)
+    assert state["global_step"] == 11
+    assert signal.getsignal(signal.SIGTERM) is previous  # handler given back
+    net = _net()
+    net.fit(X, y, optimizer=dn.Adam(lr=0.01), checkpoint=path, checkpoint_every=4, resume=path, **SETUP)
+    assert _same_bits(_weights(net), reference[0])
+
+
 def test_a_checkpoint_from_before_the_running_metrics_still_resumes(tmp_path, reference):
     X, y = _data()
     path = tmp_path / "run.ckpt.safetensors"
@@ -230,6 +256,8 @@ def test_resume_refuses_a_different_run(tmp_path):
         _net().fit(X, y, optimizer=dn.Adam(lr=0.01), resume=path, epochs=1, batch_size=8)
     with pytest.raises(dn.ConfigError, match="optimizer differs"):
         _net().fit(X, y, optimizer=dn.SGD(lr=0.01), resume=path, epochs=1, batch_size=16)
+    with pytest.raises(dn.ConfigError, match=r"learning rate differs.*lr 0\.01.*lr 0\.5"):
+        _net().fit(X, y, optimizer=dn.Adam(lr=0.5), resume=path, epochs=1, batch_size=16)
     with pytest.raises(dn.ConfigError, match="different network"):
         dn.mlp([8, 4, 3], seed=0).fit(X, y, resume=path, epochs=1, batch_size=16)
     model = tmp_path / "model.safetensors"

@@ -132,6 +132,8 @@ def _draw(args, net, names, history, kinds, explicit):
 
 def _draw_one(args, net, names, history, kind, path, split, cannot, plots, workflow, image_side):
     """Draw one figure into ``path``; False when it does not apply (``cannot`` said why)."""
+    import os  # noqa: PLC0415
+
     if True:  # noqa: SIM108  (one branch per figure)
         if kind == "history":
             if not history or not history.get("loss"):
