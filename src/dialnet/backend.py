@@ -311,7 +311,7 @@ def to_numpy(array):
     """A NumPy array with ``array``'s values, whatever the backend (copied to the host from a GPU)."""
     if isinstance(array, numpy.ndarray):
         return array
-    if name == "cupy" and hasattr(array, "get"):
+    if type(array).__module__.startswith("cupy"):  # whatever the backend now: a GPU array copies to the host
         return array.get()
     if hasattr(array, "__dlpack__") and not numpy.isscalar(array):
         return numpy.from_dlpack(array)

@@ -28,8 +28,8 @@ class Network(_core.Network):
     to_torch_state_dict = _torch.to_torch_state_dict
 
 
-def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, init="auto", dropout=0.0):
-    return _core.mlp(sizes, activation, output, dtype, seed, init, dropout, network_class=Network)
+def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, init="auto", dropout=0.0, device=None):
+    return _core.mlp(sizes, activation, output, dtype, seed, init, dropout, network_class=Network, device=device)
 
 
 def load(path):

@@ -160,6 +160,15 @@ class Dense(Layer):
         self.grad_biases = backend.xp.zeros_like(self.biases)
         self._buffers = {}
 
+    def reset_storage(self):
+        """Fresh zero arrays of the current backend for the dials and gradients (values set afterwards)."""
+        dtype = backend.native_dtype(backend.numpy_dtype(self.weights.dtype))
+        self.weights = backend.xp.zeros((self.n_in, self.n_out), dtype=dtype)
+        self.biases = backend.xp.zeros((self.n_out,), dtype=dtype)
+        self.grad_weights = backend.xp.zeros_like(self.weights)
+        self.grad_biases = backend.xp.zeros_like(self.biases)
+        self._buffers = {}
+
     def astype(self, dtype):
         self.weights = backend.astype(self.weights, dtype)
         self.biases = backend.astype(self.biases, dtype)

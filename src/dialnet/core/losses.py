@@ -211,7 +211,8 @@ class Loss:
         return value, d
 
     def _buffer(self, key, shape, dtype):
-        return reuse_buffer(self.__dict__.setdefault("_buffers", {}), key, shape, dtype)
+        # keyed by backend too: one Loss may serve networks on the CPU and on the GPU
+        return reuse_buffer(self.__dict__.setdefault("_buffers", {}), (backend.name, key), shape, dtype)
 
     def __repr__(self):
         return f"{type(self).__name__}()"

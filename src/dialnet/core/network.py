@@ -454,6 +454,27 @@ class Network:
         for layer in self.layers:
             layer.clear_cache()
 
+    @property
+    def device(self) -> str:
+        """Where the dials live: ``"cpu"`` (NumPy or another CPU library) or ``"cuda"`` (CuPy)."""
+        return "cuda" if type(self.layers[self._first_dense].weights).__module__.startswith("cupy") else "cpu"
+
+    def to(self, device):
+        """Move every dial to ``device`` (``"cpu"`` or ``"cuda"``), selecting its backend; returns the network.
+
+        The backend is process-wide (:func:`dialnet.backend.use`): other
+        networks should be moved too before they are used. Values are copied
+        through the host, so they keep their bits.
+        """
+        host = [np.array(backend.to_numpy(p)) for p in self.parameters()]
+        backend.use_device(device)
+        self.clear_cache()
+        for layer in self.dense_layers:
+            layer.reset_storage()
+        self._pack()
+        self.set_weights(host)
+        return self
+
     def astype(self, dtype):
         """A copy of this network with every dial converted to ``dtype``."""
         clone = copy.deepcopy(self)
@@ -468,7 +489,8 @@ class Network:
 OUTPUTS = ("softmax", "sigmoid", "identity", "linear", "tanh", "relu", "leaky_relu")
 
 
-def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, init="auto", dropout=0.0, network_class=Network):
+def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, init="auto", dropout=0.0, network_class=Network,
+        device=None):
     """Build a multilayer perceptron: Dense layers with an activation between them.
 
     Parameters
@@ -489,6 +511,11 @@ def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, 
     network_class : type
         The class built: this core :class:`Network`, or a subclass such as
         ``dialnet.Network`` (which adds ``fit``, ``evaluate`` and ``save``).
+    device : {"cpu", "cuda"}, optional
+        Where the dials live: ``"cuda"`` selects the CuPy backend (an NVIDIA
+        GPU; ``pip install dialnet[gpu]``), ``"cpu"`` NumPy. Left out: the
+        current backend (NumPy unless :func:`dialnet.backend.use` chose
+        another). The same seed gives the same starting dials on either.
     """
     if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
         raise ConfigError(
@@ -532,6 +559,8 @@ def mlp(sizes, activation="relu", output="softmax", dtype="float32", seed=None, 
             got="1 output",
             fix="use output='sigmoid' for a yes/no problem, or 2 softmax outputs",
         )
+    if device is not None:
+        backend.use_device(device)
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         layers.append(Dense(int(n_in), int(n_out), init=init))
