@@ -34,6 +34,7 @@ import numpy as np
 from .. import backend
 from ..core.layers import Dense, Dropout
 from ..core.losses import check_sample_weight, get_loss
+from ..distributed import parallel as data_parallel
 from ..errors import ConfigError, DataError, InvalidValueError, ShapeError, check_lr, check_positive_int, check_seed, type_name
 from ..files import checkpoint as ckpt
 from . import divergence, lbfgs, resume as resuming
@@ -73,6 +74,7 @@ def fit(
     sample_weight=None,
     class_weight=None,
     verbose=None,
+    distributed=None,
     device=None,
 ):
     """Train ``net`` on ``(X, y)`` by mini-batch gradient descent with backpropagation.
@@ -167,6 +169,14 @@ def fit(
         one plain line per epoch when output is not a terminal; 2 one line
         per epoch (epoch i/N, loss, metrics, validation metrics, elapsed).
         Default: ``progress``.
+    distributed : bool or {"replicated", "sharded"}, optional
+        Data-parallel training on MPI (``mpirun -n N python script.py``; extra
+        ``dialnet[distributed]``): True when every rank passes all rows,
+        "sharded" when each passes its own row range (ranks in order make up
+        the data). ``batch_size`` is the global batch; the ranks keep
+        bitwise-equal networks, rank 0 alone shows progress and writes
+        checkpoints. A world of one process is an ordinary run. See
+        :mod:`dialnet.distributed`.
     device : {"cpu", "cuda"}, optional
         Train there: the network's dials move first (``net.to(device)``),
         then the data, once, when it is checked. ``"cuda"`` needs CuPy and
@@ -179,6 +189,7 @@ def fit(
         epoch's batches, as trained on) and the ``val_`` metrics, the
         learning rate, and why training stopped.
     """
+    arguments = dict(locals())  # compared across ranks in a distributed run
     loss = get_loss(loss) if loss is not None else net.default_loss()
     lr, seed = check_lr(lr), check_seed(seed)
     if optimizer is None:
@@ -236,9 +247,12 @@ def fit(
             fix="leave checkpoint and resume out, or train with optimizer='adam'",
         )
 
+    dist = data_parallel.start(distributed, net, optimizer)
+    if dist is not None:
+        seed, verbose = dist.agree_seed(seed), (verbose if dist.is_root else 0)
     state = arrays = None
     if resume is not None:
-        stored, state, arrays = ckpt.load(resume)
+        stored, state, arrays = ckpt.load(resume) if dist is None else dist.load_checkpoint(resume, ckpt.load)
         resuming.check_same_network(net, stored, resume)
         rng = ckpt.make_generator(state["initial_rng_state"], resume, "the shuffle generator")
     else:
@@ -283,6 +297,8 @@ def fit(
     if schedule is not None and not full_batch:
         schedule.attach(optimizer)
 
+    if dist is not None:
+        dist.check_agreement(arguments, net, X, Y, W, (Xv, Yv, Wv))
     history = History()
     net.history = history
     for cb in callbacks:
@@ -292,6 +308,7 @@ def fit(
     run_info = None
     if checkpoint is not None or resume is not None:
         run_info = resuming.run_info(X, Y, Xv, Yv, batch_size, shuffle, loss, l2, W, Wv)
+        run_info = run_info if dist is None else dist.run_info(run_info)
     trainer = _Trainer(
         net, loss, optimizer, schedule, callbacks, history, rng, X, Y, W, (Xv, Yv, Wv),
         epochs=epochs, batch_size=batch_size, shuffle=bool(shuffle), l2=l2,
@@ -300,6 +317,9 @@ def fit(
         checkpoint_every=checkpoint_every, run_info=run_info,
         initial_rng_state=initial_rng_state, progress=verbose,
     )
+    if dist is not None:
+        trainer.dist = dist
+        dist.attach(trainer)
     if full_batch:
         display = make_display(verbose, epochs)
         try:
@@ -309,6 +329,8 @@ def fit(
                 display.close()
     if resume is not None:
         resuming.load_checkpoint(trainer, stored, state, arrays, resume)
+        if dist is not None:
+            dist.after_resume(trainer)
         if trainer.finished:
             history.train_time = trainer.train_time
             return history
@@ -373,6 +395,7 @@ class _Trainer:
         self.checkpoint, self.run_info, self.initial_rng_state = checkpoint, run_info, initial_rng_state
         self.checkpoint_every = checkpoint_every if checkpoint is not None else None
         self.progress = progress
+        self.dist = None  # a DataParallel in a distributed run (dialnet.distributed.parallel)
         self.params, self.grads = net.parameters(), net.gradients()
         self.weight_grads = [(d.weights, d.grad_weights) for d in net.layers if isinstance(d, Dense)]
         self.dropouts = [layer for layer in net.layers if isinstance(layer, Dropout)]
@@ -404,6 +427,11 @@ class _Trainer:
         divergence replay calls it, so a replayed step is the step that ran.
         """
         Xs, Ys, Ws, Ts = self.order
+        if self.dist is not None:
+            value, P, weight = self.dist.step(j)
+            if Ts is not None and math.isfinite(value):
+                self.metrics.update(P)
+            return value, weight
         start, stop = j * self.batch_size, min((j + 1) * self.batch_size, self.n)  # the standard wants stop <= n
         Xb = Xs[start:stop, ...]  # '...': the standard's spelling of 'these rows'
         if Ws is None:
@@ -456,7 +484,8 @@ class _Trainer:
         for d, state in zip(self.dropouts, snap["dropout"]):
             d.rng.bit_generator.state = state
         self.step, self.total, self.global_step = snap["position"]
-        self.metrics.load_state(snap["metrics"], self.step * self.batch_size)
+        offset = self.step * self.batch_size if self.dist is None else self.dist.row_offset(self.step)
+        self.metrics.load_state(snap["metrics"], offset)
 
     # ------------------------------------------------------------ the loop
 
@@ -464,8 +493,9 @@ class _Trainer:
         history, xp = self.history, backend.xp
         X, Y, W, T = self.X, self.Y, self.W, self.truth
         sources = (X, Y, W, None if T is Y else T)  # class labels are their own truth: shuffled once
-        if self.shuffle:
-            shuffled = tuple(None if a is None else xp.empty_like(a) for a in sources)
+        if self.shuffle or self.dist is not None:
+            rows = self.n if self.dist is None else self.dist.local_rows  # a rank trains its part of each batch
+            shuffled = tuple(None if a is None else xp.empty((rows,) + a.shape[1:], dtype=a.dtype) for a in sources)
             self.order = shuffled[:3] + ((shuffled[1] if T is Y else shuffled[3]),)
         else:
             self.order = (X, Y, W, T)
@@ -480,7 +510,11 @@ class _Trainer:
                 while self.epoch < self.epochs and not stopped:
                     epoch = self.epoch
                     self.epoch_rng_state = self.rng.bit_generator.state
-                    if self.shuffle:
+                    if self.dist is not None:
+                        order = xp.asarray(self.dist.plan_epoch(self.rng, self.shuffle))
+                        for source, shuffled in pairs:
+                            backend.ops.take(source, order, axis=0, out=shuffled)
+                    elif self.shuffle:
                         order = xp.asarray(self.rng.permutation(self.n))
                         for source, shuffled in pairs:
                             backend.ops.take(source, order, axis=0, out=shuffled)
@@ -496,7 +530,7 @@ class _Trainer:
                     if self.checkpoint is not None and self.checkpoint_every is None:
                         self.train_time += time.perf_counter() - started
                         started = time.perf_counter()
-                        resuming.save_checkpoint(self)
+                        self._save_checkpoint()
                     if self.interrupt.hit:
                         resuming.interrupted(self)
         finally:
@@ -512,7 +546,7 @@ class _Trainer:
         history.train_time = self.train_time
         if self.checkpoint is not None:
             self.finished = True
-            resuming.save_checkpoint(self)
+            self._save_checkpoint()
         return history
 
     def _run_epoch(self) -> bool:
@@ -527,8 +561,40 @@ class _Trainer:
                 if not divergence.respond(self, event.upto):
                     return False
 
+    def _save_checkpoint(self):
+        if self.dist is None:
+            return resuming.save_checkpoint(self)
+        return self.dist.save_checkpoint(self, resuming.save_checkpoint)  # rank 0 writes, with reduced metrics
+
+    def _run_steps_distributed(self):
+        """The hot loop of a distributed run: each step is :meth:`DataParallel.step` (local backprop, one
+        Allreduce of the gradient, the reduced loss), then the identical update on every rank."""
+        dist_step, update, track = self.dist.step, self.apply_update, self.metrics.update
+        every = self.checkpoint_every or 0
+        track = track if self.order[3] is not None else None
+        step, total, global_step = self.step, self.total, self.global_step
+        while step < self.n_steps:
+            value, P, weight = dist_step(step)
+            if not math.isfinite(value):  # the reduced loss: every rank sees the same value
+                self.step, self.total, self.global_step = step, total, global_step
+                raise divergence.Diverged(step)
+            if track is not None:
+                track(P)
+            update()
+            total += value * weight
+            step += 1
+            global_step += 1
+            if every and global_step % every == 0:
+                self.step, self.total, self.global_step = step, total, global_step
+                if not self.params_finite():
+                    raise divergence.Diverged(step - 1)
+                self._save_checkpoint()
+        self.step, self.total, self.global_step = step, total, global_step
+
     def _run_steps(self):
         """The hot loop: forward, loss, backward, check the loss, running metrics, update. Nothing else per step."""
+        if self.dist is not None:
+            return self._run_steps_distributed()
         backprop, loss, update = self.net._backprop, self.loss, self.apply_update
         Xs, Ys, Ws, Ts = self.order
         track = self.metrics.update if Ts is not None else None  # stages the outputs: one copy per step
@@ -570,9 +636,13 @@ class _Trainer:
         """Metrics, history, callbacks, schedule; True when a stopping rule fired."""
         net, history = self.net, self.history
         logs = {"loss": self.total / self.weight_total}
+        if self.dist is not None:
+            self.dist.end_epoch(self.metrics, self.params)  # the metrics summed over the ranks; replicas checked
         logs.update(self.metrics.logs())
         if self.Xv is not None:
             val = evaluate_prepared(net, self.Xv, self.Yv, self.loss, sample_weight=self.Wv)
+            if self.dist is not None:
+                val = self.dist.combine_validation(val, self.Xv.shape[0], self.Wv)
             logs.update({f"val_{k}": v for k, v in val.items()})
         if self.optimizer.lr is not None:
             logs["lr"] = self.optimizer.lr
