@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 
 import dialnet as dn
@@ -80,4 +83,18 @@ class StopAt(dn.Callback):
     def on_epoch_end(self, epoch, logs, net):
         if epoch == self.epoch:
             raise RuntimeError("stopped on purpose")
+        return False
+
+
+class SignalAt(dn.Callback):
+    """Rank ``rank`` sends itself SIGTERM at the end of epoch ``epoch`` (None: never), as a scheduler would."""
+
+    def __init__(self, epoch, rank=1):
+        self.epoch, self.rank = epoch, rank
+
+    def on_epoch_end(self, epoch, logs, net):
+        from mpi4py import MPI  # noqa: PLC0415  (only run under mpirun)
+
+        if epoch == self.epoch and MPI.COMM_WORLD.rank == self.rank:
+            os.kill(os.getpid(), signal.SIGTERM)
         return False

@@ -20,7 +20,7 @@ from dist_problems import PROBLEMS
 from mpi_jobs import WORKER
 
 RANKS = 2
-SCENARIOS = [*PROBLEMS, "sharded64", "files", "resume", "mismatch_option", "mismatch_data", "refusals"]
+SCENARIOS = [*PROBLEMS, "sharded64", "files", "resume", "sigterm", "mismatch_option", "mismatch_data", "refusals"]
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
 
 
@@ -93,6 +93,15 @@ def test_a_resumed_two_rank_run_equals_an_uninterrupted_one(job):
     assert m_resumed["stop_reason"] == "finished 3 epochs"
     # rank 1 had no checkpoint on its disk: rank 0 read it and handed it over
     assert list((job[0] / "resume.cwd1").iterdir()) == []
+
+
+def test_a_signal_on_one_rank_stops_all_at_the_same_step_and_the_run_resumes(job):
+    (_, m0), (_, m1) = result(job, "sigterm", 0), result(job, "sigterm", 1)
+    assert m0["stopped"] == m1["stopped"] == {"epoch": 2, "step": 1, "checkpoint": "run.ckpt.safetensors"}
+    assert list((job[0] / "sigterm.cwd1").iterdir()) == []
+    (resumed, m_resumed), (whole, m_whole) = result(job, "sigterm", 0), result(job, "uninterrupted", 0)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(resumed, whole))
+    assert m_resumed["history"] == m_whole["history"]
 
 
 @pytest.mark.parametrize(("name", "what"), [("mismatch_option", "option batch_size"), ("mismatch_data", "the training inputs")])

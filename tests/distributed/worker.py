@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dialnet as dn  # noqa: E402
 from dialnet.distributed import DistributedError  # noqa: E402
-from dist_problems import PROBLEMS, StopAt, shard  # noqa: E402
+from dist_problems import PROBLEMS, SignalAt, StopAt, shard  # noqa: E402
 
 
 def save(outdir, name, rank, net=None, history=None, error=None, **extra):
@@ -72,6 +72,22 @@ def run(outdir, name, rank, size):
         settings["checkpoint"] = "whole.ckpt.safetensors"
         history = net.fit(*data, **{**kwargs, **settings}, callbacks=[StopAt(None)], distributed=True)
         save(outdir, "uninterrupted", rank, net, history)
+        os.chdir(outdir)
+    elif name == "sigterm":  # rank 1 alone gets SIGTERM: all ranks stop after the same step, rank 0 writes
+        folder = os.path.join(outdir, f"sigterm.cwd{rank}")
+        os.makedirs(folder)
+        os.chdir(folder)
+        settings = dict(epochs=3, checkpoint="run.ckpt.safetensors")
+        net, data, kwargs = PROBLEMS["adam64"]()
+        stopped = None
+        try:
+            net.fit(*data, **{**kwargs, **settings}, callbacks=[SignalAt(0)], distributed=True)
+        except dn.errors.TrainingInterrupted as exc:
+            stopped = {"epoch": exc.epoch, "step": exc.step, "checkpoint": exc.checkpoint}
+        net, data, kwargs = PROBLEMS["adam64"]()
+        history = net.fit(*data, **{**kwargs, **settings}, callbacks=[SignalAt(None)], resume="run.ckpt.safetensors",
+                          distributed=True)
+        save(outdir, name, rank, net, history, stopped=stopped)
         os.chdir(outdir)
     elif name.startswith("mismatch"):  # rank 1 differs: every rank must raise the same clear error
         net, (X, y), kwargs = PROBLEMS["sgd64"]()

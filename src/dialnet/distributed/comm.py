@@ -106,14 +106,15 @@ class World:
     def root_does(self, work, *args):
         """Run ``work(*args)`` on rank 0 only and give its result (or its DialnetError) to every rank.
 
-        A failure on the root then stops every rank with the same error,
-        instead of leaving the others waiting in the next collective.
+        A failure on the root (or the TrainingInterrupted it raises after
+        writing a checkpoint) then stops every rank the same way, instead of
+        leaving the others waiting in the next collective.
         """
         outcome = None
         if self.is_root:
             try:
                 outcome = (True, work(*args))
-            except Exception as exc:  # noqa: BLE001  (handed to every rank, raised there)
+            except BaseException as exc:  # noqa: BLE001  (handed to every rank, raised there)
                 outcome = (False, exc)
         ok, value = self.share(outcome)
         if not ok:

@@ -213,7 +213,7 @@ class DataParallel:
         else:
             self.local_rows = self.n_local
         trainer.n_steps = n_steps
-        trainer.interrupt.enabled = False  # under mpirun, Ctrl-C stops every rank: checkpoint_every is the safety net
+        self.interrupt = trainer.interrupt = AgreedInterrupt(trainer.interrupt)
         if trainer.W is None:
             trainer.weight_total = n
         elif self.sharded:
@@ -223,6 +223,7 @@ class DataParallel:
         flat = trainer.grads.flat
         self.grad_parts = [flat] if flat is not None else list(trainer.grads)
         self.no_rows = backend.xp.empty((0, net.n_outputs), dtype=net.dtype)
+        self.pair = np.zeros(2, dtype=np.float64)  # the batch's loss sum, and whether a rank caught a signal
 
     # ------------------------------------------------------------ an epoch
 
@@ -289,8 +290,12 @@ class DataParallel:
             part, P = 0.0, self.no_rows
         for g in self.grad_parts:
             self.world.sum_(g)
-        total = self.world.sum_scalar(part)
-        return (total / whole if whole > 0 else 0.0), P, whole
+        pair = self.pair
+        pair[0], pair[1] = part, float(self.interrupt.guard.hit)
+        self.world.sum_(pair)
+        if pair[1]:
+            self.interrupt.hit = True
+        return (float(pair[0]) / whole if whole > 0 else 0.0), P, whole
 
     def end_epoch(self, metrics, params) -> None:
         """The running metrics summed over the ranks (exact integers); the replicas checked to be equal."""
@@ -339,8 +344,9 @@ class DataParallel:
         if not self.is_root:
             trainer.metrics.load_state(None, 0)
 
-    def save_checkpoint(self, trainer, save):
-        """``save(trainer)`` on rank 0 with the running metrics summed over the ranks; returns the path."""
+    def on_root(self, trainer, save):
+        """``save(trainer)`` on rank 0 with the running metrics summed over the ranks; its result (or what it
+        raised, e.g. TrainingInterrupted after writing the checkpoint) on every rank."""
         metrics = trainer.metrics
         local, offset = metrics.state(), metrics.offset
         summed = dict(zip(_METRIC_KEYS, self.world.sum_ints([local[k] for k in _METRIC_KEYS])))
@@ -353,3 +359,29 @@ class DataParallel:
                 metrics.load_state(local, offset)
 
         return self.world.root_does(write)
+
+
+class AgreedInterrupt:
+    """The fit loop's Ctrl-C/SIGTERM guard in a distributed run: a signal caught on any rank stops them all.
+
+    The wrapped guard (``dialnet.train.resume.SigintGuard``) notes a signal
+    on its own rank; :meth:`DataParallel.step` sums that note over the ranks
+    with the loss, so ``hit`` turns True on every rank after the same step
+    and rank 0 writes the checkpoint before all of them stop. (Slurm sends
+    SIGTERM to every task before a time limit; ``mpirun`` passes SIGTERM on.)
+    """
+
+    def __init__(self, guard):
+        self.guard = guard
+        self.hit = False
+
+    @property
+    def signal_name(self):
+        return getattr(self.guard, "signal_name", None)
+
+    def __enter__(self):
+        self.guard.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.guard.__exit__(*exc)

@@ -532,7 +532,7 @@ class _Trainer:
                         started = time.perf_counter()
                         self._save_checkpoint()
                     if self.interrupt.hit:
-                        resuming.interrupted(self)
+                        self._interrupted()
         finally:
             if bar is not None:
                 bar.close()
@@ -564,13 +564,18 @@ class _Trainer:
     def _save_checkpoint(self):
         if self.dist is None:
             return resuming.save_checkpoint(self)
-        return self.dist.save_checkpoint(self, resuming.save_checkpoint)  # rank 0 writes, with reduced metrics
+        return self.dist.on_root(self, resuming.save_checkpoint)  # rank 0 writes, with the metrics summed
+
+    def _interrupted(self):
+        if self.dist is None:
+            resuming.interrupted(self)
+        self.dist.on_root(self, resuming.interrupted)  # rank 0 writes; every rank raises TrainingInterrupted
 
     def _run_steps_distributed(self):
         """The hot loop of a distributed run: each step is :meth:`DataParallel.step` (local backprop, one
         Allreduce of the gradient, the reduced loss), then the identical update on every rank."""
         dist_step, update, track = self.dist.step, self.apply_update, self.metrics.update
-        every = self.checkpoint_every or 0
+        every, interrupt = self.checkpoint_every or 0, self.interrupt  # its `hit` is agreed by all ranks
         track = track if self.order[3] is not None else None
         step, total, global_step = self.step, self.total, self.global_step
         while step < self.n_steps:
@@ -584,10 +589,12 @@ class _Trainer:
             total += value * weight
             step += 1
             global_step += 1
-            if every and global_step % every == 0:
+            if (every and global_step % every == 0) or interrupt.hit:
                 self.step, self.total, self.global_step = step, total, global_step
                 if not self.params_finite():
                     raise divergence.Diverged(step - 1)
+                if interrupt.hit:
+                    self._interrupted()
                 self._save_checkpoint()
         self.step, self.total, self.global_step = step, total, global_step
 
