@@ -98,7 +98,28 @@ def _usage_hint(exc, argv):
     return f"run `{prog} --help` for the options and the values they take"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a training step (a scheduler, `docker stop`): unwind like Ctrl-C, so locks and temp files go."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated("terminated (SIGTERM)")
+
+
 def main(argv=None) -> int:
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            return _main(argv)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return _main(argv)
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -124,6 +145,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as exc:
         if debug:
             raise
+        if isinstance(exc, Terminated):
+            print("dialnet: terminated (SIGTERM)", file=sys.stderr)
+            return EXIT_TERMINATED
         detail = str(exc)  # TrainingInterrupted says where the checkpoint is and how to resume
         print(f"dialnet: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -204,6 +204,16 @@ def check_paths(args):
     check_outputs({"--out": out, "--checkpoint": args.checkpoint}, {})
 
 
+HUGE_WEIGHTS = 1e6  # a weight norm no trained MLP of sane inputs reaches: the run blew up before it overflowed
+
+
+def weight_norm(net):
+    import numpy as np  # noqa: PLC0415
+
+    with np.errstate(over="ignore"):
+        return float(np.sqrt(sum(float(np.square(np.asarray(p, dtype=np.float64)).sum()) for p in net.parameters())))
+
+
 def diverged_path(out):
     """Where the last good weights of a diverged run go: ``model.diverged.safetensors`` (never an existing file)."""
     import os  # noqa: PLC0415
@@ -256,6 +266,11 @@ def run(args):
                 path = diverged_path(args.out)
                 net.save(path, extra_metadata={"data": ds.name, "seed": recipe.seed, "diverged": exc.what})
                 print(f"Saved the last good weights (from before the step that diverged) to {path}")
+                norm = weight_norm(net)
+                if norm > HUGE_WEIGHTS:  # finite, but already blown up: say so rather than let them pass for a model
+                    print(f"Note: those weights are finite but huge (norm {norm:.3g}); train again with a smaller --lr "
+                          "rather than use them" + (f" (the same holds for the checkpoint {args.checkpoint})"
+                                                    if args.checkpoint else ""))
             raise
         result.net.save(args.out, extra_metadata=result.metadata)
     print(f"Saved {args.out}")

@@ -291,6 +291,11 @@ def inline_row(net, text):
         check_cells(pre.columns, row[None, :], [f"row {text!r}"])
         return row
     values = _split_numbers(text)
+    parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p]
+    if values is None and len(parts) > 1:  # a row, not a path: name the cell that is not a number
+        bad = next(p for p in parts if _split_numbers(p) is None)
+        raise DataError(f"row {text[:60]!r}: {bad[:40]!r} is not a number", expected=f"{net.n_inputs} numbers",
+                        got=repr(bad[:40]), fix="write the row as comma-separated numbers")
     if values is None:
         raise DataError(f"no such file: {text}", expected="an image file, a folder of images, a CSV file or a row of numbers",
                         got=repr(text), fix="check the path, or write a row as comma-separated numbers")
