@@ -87,6 +87,10 @@ def add_arguments(p):
                    "--batch-size 1 --epochs 500 --scale minmax, no target certainty, validation split, early stopping, "
                    "schedule or L2 (options given explicitly still win)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel on MPI: start with `mpirun -n N dialnet train DATA --distributed` (extra "
+                   "dialnet[distributed]); every rank reads DATA, --batch-size is the global batch, rank 0 prints and "
+                   "writes; with --cv the folds are spread over the ranks")
     g = p.add_argument_group("data")
     g.add_argument("--scale", default=None,
                    help="input scaling stored with the model: minmax, standard, none; auto (default) = standard for tables "
@@ -235,6 +239,7 @@ def run(args):
     from ._shared import EXIT_INTERRUPTED, EXIT_TERMINATED, OutputLock  # noqa: PLC0415
 
     started = time.perf_counter()
+    rank0 = _rank0() if args.distributed else True
     recipe = build_recipe(args)
     check_paths(args)
     ds = workflow.load_dataset(args.data or None, image_size=args.image_size, target=args.target, task=args.task or "auto",
@@ -245,15 +250,17 @@ def run(args):
         print(line, flush=True)
 
     if args.cv:
-        workflow.cross_validate(ds, recipe, args.cv, limit=args.limit, log=log)
+        workflow.cross_validate(ds, recipe, args.cv, limit=args.limit, log=log, distributed=args.distributed or None)
         print(f"Total time {time.perf_counter() - started:.1f} s (cross-validation only: no model saved; "
               "run without --cv to train and save one)")
         return 0
-    with OutputLock([args.out, args.checkpoint]):  # a second run writing the same files is refused, not raced
+    # a second run writing the same files is refused, not raced (in a distributed run rank 0 alone writes)
+    with OutputLock([args.out, args.checkpoint] if rank0 else []):
         try:
             result = workflow.train_model(ds, recipe, test_split=args.test_split, limit=args.limit,
                                           progress=not args.no_progress, checkpoint=args.checkpoint,
-                                          checkpoint_every=args.checkpoint_every, resume=args.resume, log=log)
+                                          checkpoint_every=args.checkpoint_every, resume=args.resume, log=log,
+                                          distributed=args.distributed or None)
         except TrainingInterrupted as exc:  # Ctrl-C or SIGTERM: the step finished and the checkpoint is on disk
             how = "terminated (SIGTERM)" if exc.signal_name == "SIGTERM" else "interrupted"
             print(f"dialnet: {how} at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}",
@@ -262,7 +269,7 @@ def run(args):
             return EXIT_TERMINATED if exc.signal_name == "SIGTERM" else EXIT_INTERRUPTED
         except DivergenceError as exc:
             net = getattr(exc, "network", None)
-            if net is not None:  # never over --out: that may hold a good model from an earlier run
+            if net is not None and rank0:  # never over --out: that may hold a good model from an earlier run
                 path = diverged_path(args.out)
                 net.save(path, extra_metadata={"data": ds.name, "seed": recipe.seed, "diverged": exc.what})
                 print(f"Saved the last good weights (from before the step that diverged) to {path}")
@@ -272,12 +279,27 @@ def run(args):
                           "rather than use them" + (f" (the same holds for the checkpoint {args.checkpoint})"
                                                     if args.checkpoint else ""))
             raise
-        result.net.save(args.out, extra_metadata=result.metadata)
+        if rank0:
+            result.net.save(args.out, extra_metadata=result.metadata)
     print(f"Saved {args.out}")
     prepared = result.data
     _show_examples(result.net, prepared.X_test[:EXAMPLES_SHOWN], prepared.y_test[:EXAMPLES_SHOWN], ds.kind)
     print(f"Total time {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _rank0():
+    """``--distributed``: True on rank 0 (or in a world of one process); the other ranks print nothing."""
+    import os  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from ..distributed import world  # noqa: PLC0415
+
+    ranks = world(True)
+    if ranks is None or ranks.is_root:
+        return True
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (for the rest of this process)
+    return False
 
 
 def _show_examples(net, X, y, kind):

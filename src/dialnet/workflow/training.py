@@ -25,6 +25,7 @@ from ..data import Dataset
 from ..data.preprocessing import Preprocessor
 from ..data.splits import fold_rows, split_rows, subset
 from ..diagnose.plots import GradientNormRecorder
+from ..distributed import world
 from ..core.memory import check_training
 from ..errors import DataError, DivergenceError
 from .metrics import format_regression, regression_metrics
@@ -166,7 +167,8 @@ class TrainResult:
 
 
 def train_model(data=None, recipe=None, *, image_size=25, target=None, task="auto", cache=None, test_split=0.2, limit=None,
-          progress=False, callbacks=None, checkpoint=None, checkpoint_every=None, resume=None, log=None) -> TrainResult:
+          progress=False, callbacks=None, checkpoint=None, checkpoint_every=None, resume=None, log=None,
+          distributed=None) -> TrainResult:
     """Load, split, preprocess, build, train and test, in one call: what ``dialnet train DATA`` does.
 
     Parameters
@@ -188,6 +190,9 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
         so the history holds ``grad_norm_1, ...`` for ``dialnet plot``.
     log : callable, optional
         Called with each line the command line prints (e.g. ``print``).
+    distributed : optional
+        Passed to ``Network.fit`` (data-parallel on MPI): every rank loads
+        ``data`` and prepares it the same way; pass ``log`` on rank 0 only.
 
     Returns
     -------
@@ -214,7 +219,7 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     recorder = GradientNormRecorder(Xtr, ytr, seed=recipe.seed)
     try:
         history = net.fit(Xtr, ytr, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                          callbacks=[recorder, *(callbacks or [])], **fit_kw)
+                          callbacks=[recorder, *(callbacks or [])], distributed=distributed, **fit_kw)
     except DivergenceError as exc:
         # the network holds its last good weights (from before the bad step): hand it over, ready to save
         net.preprocessing = pre
@@ -294,13 +299,16 @@ class CrossValidation:
 
 
 def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, task="auto", cache=None, limit=None,
-                   log=None) -> CrossValidation:
+                   log=None, distributed=None) -> CrossValidation:
     """Seeded K-fold cross-validation (stratified for classes): train on K-1 folds, score the held-out one, K times.
 
     Every fold's encoding and scaling are fitted on its training folds only,
     and its network starts from the seed ``recipe.seed + fold``. A test split
     the data set comes with joins the rows. Arguments as for :func:`train_model`;
-    nothing is saved.
+    nothing is saved. ``distributed=True`` under ``mpirun`` spreads the folds
+    over the ranks (rank r trains folds r, r + N, ...; each fold in one
+    process, so its score is the single-process one) and every rank returns
+    all folds; pass ``log`` on rank 0 only.
 
     Returns
     -------
@@ -321,7 +329,10 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
     regression = ds.task == "regression"
     how = "" if regression else "stratified, "
     folds = []
+    spread = world(distributed)
     for fold, test in enumerate(fold_rows(y, k, recipe.seed, stratify=not regression)):
+        if spread is not None and fold % spread.size != spread.rank:
+            continue
         t0 = time.perf_counter()
         train_rows = np.setdiff1d(np.arange(len(y)), test, assume_unique=True)
         # encoding and scaling constants come from the training folds only: the held-out fold stays unseen
@@ -340,17 +351,25 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
         if regression:
             m = regression_metrics(y[test], pre.unscale_target(out), pre.target_mean)
             score, rmse = m["r2"], m["rmse"]
-            text = f"R^2 {score:.4f}, RMSE {rmse:.4g}"
         else:
             score, rmse = float((out == y[test]).mean()), None
-            text = f"accuracy {100 * score:.2f}%"
         result = FoldResult(fold, len(test), score, rmse, len(history.epochs), time.perf_counter() - t0, history.stop_reason)
         folds.append(result)
-        log(f"fold {fold + 1}/{k}: {text} on {len(test)} rows "
-            f"({result.epochs} epochs, {result.seconds:.1f} s; {result.stop_reason})")
+        if spread is None:
+            log(_fold_line(result, k))
+    if spread is not None:  # every rank's folds, in fold order, on every rank
+        folds = sorted((f for part in spread.gather(folds) for f in part), key=lambda f: f.fold)
+        for result in folds:
+            log(_fold_line(result, k))
     cv = CrossValidation(ds.task, folds)
     log(cv.summary())
     return cv
+
+
+def _fold_line(result, k) -> str:
+    score = f"R^2 {result.score:.4f}, RMSE {result.rmse:.4g}" if result.rmse is not None else f"accuracy {100 * result.score:.2f}%"
+    return (f"fold {result.fold + 1}/{k}: {score} on {result.n_test} rows "
+            f"({result.epochs} epochs, {result.seconds:.1f} s; {result.stop_reason})")
 
 
 def check_recipe_memory(recipe, n_inputs, n_outputs):
