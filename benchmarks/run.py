@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 
-from . import accuracy, memory, startup
+from . import accuracy, gpu, memory, startup
 from .cases import CASES, make_data
 from .timing import PAUSE_S, interleaved, median
 from .tools import RUNNERS, TOOLS, Unavailable
 
-SECTIONS = ("cases", "startup", "memory", "accuracy")
+SECTIONS = ("cases", "startup", "memory", "accuracy", "gpu")
 QUICK_SECTIONS = ("cases", "startup")
 
 # (case, peer, least dialnet/peer speed ratio) from issue 5
@@ -253,6 +253,9 @@ def main(argv=None):
         report["memory"] = {"case": first["case"], "samples": first["samples"], "tools": tools}
     if "accuracy" in sections:
         report["accuracy"] = accuracy.measure(quick=args.quick)
+    if "gpu" in sections:
+        report["gpu"] = gpu.measure(quick=args.quick)
+        print("\n" + gpu.format_report(report["gpu"]), flush=True)
     extras = format_extras(report)
     if extras:
         print("\n" + extras)

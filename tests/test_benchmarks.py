@@ -95,3 +95,35 @@ def test_one_pixel_shift_moves_every_pixel_and_fills_zeros():
     assert up.tolist() == [[4, 5, 6], [7, 8, 9], [0, 0, 0]]
     X, y = accuracy.with_shifts(image, np.array([3]), side=3)
     assert X.shape == (5, 9) and y.tolist() == [3] * 5
+
+
+# ----------------------------------------------------------------- the GPU
+
+
+def test_gpu_section_says_clearly_when_there_is_no_gpu(tmp_path):
+    from benchmarks import gpu  # noqa: PLC0415
+
+    ok, about = gpu.gpu_status()
+    if ok:
+        import pytest  # noqa: PLC0415
+
+        pytest.skip(f"a GPU is here ({about}): the section measures instead")
+    out = tmp_path / "gpu.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--sections", "gpu", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "gpu: no GPU measured here:" in done.stdout
+    assert json.loads(out.read_text())["gpu"]["available"] is False
+
+
+def test_gpu_section_measures_and_compares_with_both_sides_on_the_cpu():
+    """The measuring code, run with the CPU standing in for the GPU: same gradients exactly, every figure printed."""
+    from benchmarks import gpu  # noqa: PLC0415
+
+    report = gpu.measure(quick=True, devices={"cpu": "cpu", "gpu": "cpu"}, status=lambda: (True, "the CPU twice"))
+    for d in report["gradients"].values():
+        assert d["max_relative_difference"] == 0.0 and d["within"]
+    assert report["wide"]["gpu"] > 0 and report["wide"]["cpu"] > 0
+    assert {(r["device"], r["batch"]) for r in report["mnist"]["runs"]} == {(s, b) for s in ("cpu", "gpu") for b in (64, 256)}
+    text = gpu.format_report(report)
+    assert "gradients GPU vs CPU (float32" in text and "samples/s" in text and "mnist-10k" in text
