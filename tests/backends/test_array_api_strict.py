@@ -157,3 +157,23 @@ def test_fit_on_strict_equals_numpy(rng):
     np.testing.assert_allclose(loss_st, loss_np, rtol=1e-12)
     for a, b in zip(p_st, p_np):
         assert _relative(a, b) < 1e-12
+
+
+def test_inspect_trace_on_strict_equals_numpy(rng):
+    """inspect's trace (every layer's z, a, delta and gradients, handed back as NumPy) and the unit health."""
+    from dialnet.diagnose.trace import trace, unit_health  # noqa: PLC0415
+
+    X, y = _data(rng, n=5)
+
+    def run():
+        net = dn.mlp([7, 6, 5, 3], activation=["sigmoid", "relu"], dtype="float64", seed=8)
+        return trace(net, X, y), unit_health(net, X)
+
+    (t_np, h_np), (t_st, h_st) = _on("numpy", run), _on("array_api_strict", run)
+    assert t_st.loss == pytest.approx(t_np.loss, rel=1e-12)
+    assert len(t_st.layers) == len(t_np.layers) == 3
+    for a, b in zip(t_st.layers, t_np.layers):
+        for field in ("z", "a", "delta", "grad_weights", "grad_biases"):
+            assert isinstance(getattr(a, field), np.ndarray)
+            assert _relative(getattr(a, field), getattr(b, field)) < 1e-12, field
+    assert [h.stuck.tolist() for h in h_st] == [h.stuck.tolist() for h in h_np]
