@@ -34,7 +34,7 @@ from ..model import mlp
 from ..train import CosineLR, ReduceLROnPlateau, get_optimizer, get_schedule
 from ..train.optimizers import OPTIMIZERS
 
-DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "sgd": 0.1}
+DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "sgd": 0.1, "lbfgs": 1.0}  # lbfgs: its line search sets the steps
 MIN_EPOCHS, MIN_STEPS = 100, 20_000
 MIN_PATIENCE, MIN_PATIENCE_STEPS = 10, 2_000
 MAX_AUTO_EPOCHS = 10_000
@@ -115,8 +115,8 @@ class Recipe:
                                   got=repr(value), fix="use --output softmax (certainty per class) or sigmoid")
         if self.loss is not None:
             get_loss(self.loss)
-        if str(self.optimizer).lower() not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}", expected="one of " + ", ".join(sorted(OPTIMIZERS)),
+        if str(self.optimizer).lower() not in (*OPTIMIZERS, "lbfgs"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}", expected="one of " + ", ".join(sorted([*OPTIMIZERS, "lbfgs"])),
                               got=repr(self.optimizer), fix="use --optimizer adam or sgd")
         self.optimizer = str(self.optimizer).lower()
         if self.lr_schedule is not None and str(self.lr_schedule).lower() in ("none", "off", ""):
@@ -174,7 +174,9 @@ class Recipe:
         if patience == AUTO:
             patience = max(MIN_PATIENCE, math.ceil(MIN_PATIENCE_STEPS / steps))
         name = None if self.lr_schedule is None else str(self.lr_schedule).lower()
-        if name == "cosine":
+        if self.optimizer == "lbfgs":  # full batch, no learning rate: a schedule has nothing to change
+            name, schedule = None, None
+        elif name == "cosine":
             schedule = CosineLR(t_max=epochs)
         elif name == "plateau":
             schedule = ReduceLROnPlateau(patience=max(5, (patience or MIN_PATIENCE) // 2))
@@ -182,7 +184,7 @@ class Recipe:
             schedule = get_schedule(self.lr_schedule)
         return {
             "loss": self.loss_for(task),
-            "optimizer": get_optimizer(self.optimizer, lr=self.learning_rate),
+            "optimizer": "lbfgs" if self.optimizer == "lbfgs" else get_optimizer(self.optimizer, lr=self.learning_rate),
             "epochs": epochs,
             "batch_size": self.batch_size,
             "validation_split": self.validation_split or None,
@@ -199,7 +201,8 @@ class Recipe:
         hidden = f"{self.activation} hidden, " if self.hidden else ""
         output = net.layers[-1].name if net.task == "regression" else self.output_for(net.task)
         return (f"Network {'-'.join(map(str, net.sizes))} ({hidden}{output} output): {net.count_parameters():,} dials; "
-                f"loss {loss}, {self.optimizer} lr {self.learning_rate:g}, batch {self.batch_size}, "
+                f"loss {loss}, " + ("lbfgs (full batch), " if self.optimizer == "lbfgs" else
+                                    f"{self.optimizer} lr {self.learning_rate:g}, batch {self.batch_size}, ") +
                 f"at most {fit_options['epochs']} epochs"
                 + (f", early stopping after {fit_options['early_stopping']}" if fit_options["early_stopping"] else "")
                 + (f", target certainty {self.target_certainty:g}" if self.target_certainty is not None else ""))
