@@ -63,7 +63,7 @@ export class DrawPad {
   }
 
   pixels() {
-    const s = this.small.getContext("2d");
+    const s = this.small.getContext("2d", { willReadFrequently: true });
     s.imageSmoothingEnabled = true;
     s.imageSmoothingQuality = "high";
     s.clearRect(0, 0, this.side, this.side);

@@ -8,6 +8,8 @@ import { COLORS, barList, cssColor, drawImage, fit, lineChart, maxAbs } from "./
 
 const $ = (id) => document.getElementById(id);
 const EVAL_EVERY_MS = 500; // test predictions, confusion matrix, doctor flags
+const SNAPSHOT_EVERY_MS = 100; // dials and gradients: at most 10 a second, drawn as they come
+const CHARTS_EVERY_MS = 200; // the curves are redrawn at most 5 times a second
 const TRACE_EVERY_MS = 400; // the selected sample (or the drawing) traced again as the dials turn
 
 const app = {
@@ -17,7 +19,7 @@ const app = {
   evaluation: null, evaluating: false, lastEval: 0,
   selected: null, drawing: null, trace: null, tracing: false, lastTrace: 0,
   inputImage: document.createElement("canvas"),
-  drawQueued: false,
+  drawQueued: false, lastCharts: 0, lastSnapshot: 0, snapshotTimer: null,
 };
 // counters the tests and the benchmark read: ticks, snapshots, evaluations, traces received since the page loaded
 const stats = { ticks: 0, snapshots: 0, evaluations: 0, traces: 0, lossPoints: 0, since: performance.now() };
@@ -191,14 +193,27 @@ function renderState() {
 function queueDraw() {
   if (app.drawQueued) return;
   app.drawQueued = true;
-  requestAnimationFrame(() => { app.drawQueued = false; drawCharts(); });
+  const wait = Math.max(0, app.lastCharts + CHARTS_EVERY_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(() => {
+    app.drawQueued = false;
+    app.lastCharts = performance.now();
+    drawCharts();
+  }), wait);
 }
 
 // ---------------------------------------------------------------- snapshot
 
+// The latest snapshot, when one is newer than the one drawn: one request at a time, at most every
+// SNAPSHOT_EVERY_MS; whatever was published meanwhile is skipped, never queued.
 async function fetchSnapshot() {
-  if (app.fetchingSnapshot) return;
+  if (app.fetchingSnapshot || app.snapshotTimer) return;
+  const wait = app.lastSnapshot + SNAPSHOT_EVERY_MS - performance.now();
+  if (wait > 0) {
+    app.snapshotTimer = setTimeout(() => { app.snapshotTimer = null; fetchSnapshot(); }, wait);
+    return;
+  }
   app.fetchingSnapshot = true;
+  app.lastSnapshot = performance.now();
   try {
     const { values, headers } = await getFloats("/api/snapshot");
     app.snapshot = values;
