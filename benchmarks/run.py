@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 
-from . import accuracy, gpu, memory, startup
+from . import accuracy, distributed, gpu, memory, startup
 from .cases import CASES, make_data
 from .timing import PAUSE_S, interleaved, median
 from .tools import RUNNERS, TOOLS, Unavailable
 
-SECTIONS = ("cases", "startup", "memory", "accuracy", "gpu")
+SECTIONS = ("cases", "startup", "memory", "accuracy", "gpu", "distributed")
 QUICK_SECTIONS = ("cases", "startup")
 
 # (case, peer, least dialnet/peer speed ratio) from issue 5
@@ -256,6 +256,9 @@ def main(argv=None):
     if "gpu" in sections:
         report["gpu"] = gpu.measure(quick=args.quick)
         print("\n" + gpu.format_report(report["gpu"]), flush=True)
+    if "distributed" in sections:
+        report["distributed"] = distributed.measure(quick=args.quick)
+        print("\n" + distributed.format_report(report["distributed"]), flush=True)
     extras = format_extras(report)
     if extras:
         print("\n" + extras)

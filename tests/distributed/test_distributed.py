@@ -162,3 +162,16 @@ def test_import_dialnet_does_not_import_mpi4py():
     code = "import sys, dialnet, dialnet.distributed; print('mpi4py' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_benchmark_section_runs_and_reports_all_three_ways(mpi, tmp_path):
+    out = tmp_path / "bench.json"
+    root = WORKER.parents[2]
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--sections", "distributed", "--json", str(out)],
+                          capture_output=True, text=True, timeout=240, cwd=root)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())["distributed"]
+    assert set(report["runs"]) == {"mpirun-n-1", "mpirun-n-2", "alone-2-threads"}
+    assert report["runs"]["mpirun-n-1"]["allreduce_share"] == 0.0  # a world of one process: an ordinary run
+    assert report["runs"]["mpirun-n-2"]["allreduce_share"] > 0.0
+    assert "steps/s" in done.stdout
