@@ -110,14 +110,17 @@ def _same_file(a, b):
         return False
 
 
-def check_outputs(outputs, inputs):
+def check_outputs(outputs, inputs, examples=None):
     """Refuse, before any work starts, an output path that is one of the inputs, or two outputs that are one file.
 
     ``outputs`` and ``inputs`` map an option's name (``"--out"``, ``"DATA"``)
     to a path or a list of paths (None is skipped). One rule for every
     command that writes: ``train --out x.csv`` on ``x.csv``, ``export m
     --onnx m``, ``plot --out`` or ``predict --out`` onto an input.
+    ``examples`` maps an option to the path its hint suggests (default: the
+    path with ``.out`` before its extension).
     """
+    examples = examples or {}
     from ..errors import ConfigError  # noqa: PLC0415
 
     def paths(mapping):
@@ -132,19 +135,19 @@ def check_outputs(outputs, inputs):
             if _same_file(path, source):
                 raise ConfigError(f"{name} {path} is the input {other} {source}: writing it would destroy the input",
                                   expected=f"a new file for {name}", got=f"{name} {path}",
-                                  fix=f"pass another path to {name}, e.g. {_suggest(path)}")
+                                  fix=f"pass another path to {name}, e.g. {examples.get(name) or _suggest(path)}")
         for other, second in outs[k + 1:]:
             if _same_file(path, second):
                 raise ConfigError(f"{name} and {other} are the same file ({path}): one would overwrite the other",
                                   expected="a different path for each output", got=f"{name} {path}, {other} {second}",
-                                  fix=f"pass another path to {other}, e.g. {_suggest(second)}")
+                                  fix=f"pass another path to {other}, e.g. {examples.get(other) or _suggest(second)}")
 
 
 def _suggest(path):
     import os  # noqa: PLC0415
 
     stem, ext = os.path.splitext(path)
-    return stem + ".out" + (ext if ext not in (".csv", ".png", "") else ".safetensors")
+    return f"{stem}.out{ext}"
 
 
 class OutputLock:

@@ -56,7 +56,8 @@ def add_arguments(p):
     g.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer (default: 0)")
     g.add_argument("--dtype", default="float32", help="float32 (default, fast) or float64")
     g = p.add_argument_group("training")
-    g.add_argument("--optimizer", default=None, help="adam (default), adamw, rmsprop or sgd")
+    g.add_argument("--optimizer", default=None,
+                   help="adam (default), adamw, rmsprop, sgd, or lbfgs (full batch, scipy's L-BFGS-B: for small tables)")
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: 0.001 for adam and rmsprop, 0.1 for sgd; 0.003 in the no-DATA demo)")
     g.add_argument("--batch-size", type=int, default=None, help="samples per gradient step (default: 32; 1 = online SGD)")
@@ -72,6 +73,9 @@ def add_arguments(p):
                    "(default: 10, or more on small data: at least 2,000 steps; 0 = off)")
     g.add_argument("--lr-schedule", default=None, help="plateau (default: halve lr when stuck), cosine, step, exponential, none")
     g.add_argument("--l2", type=float, default=None, help="L2 penalty on the weights (default: 0.0001; 0.0003 in the no-DATA demo; 0 = off)")
+    g.add_argument("--class-weight", default=None, choices=("balanced", "none"),
+                   help="balanced: weight each class by n_rows / (n_classes * its rows) in the loss and the metrics, "
+                   "so rare classes count as much as common ones (default: none)")
     g.add_argument("--seed", type=int, default=0, help="seed for the dials, the shuffling and the splits (default: 0)")
     g.add_argument("--cv", type=int, default=None, metavar="K",
                    help="K-fold cross-validation (seeded; stratified for classes): print each fold's accuracy "
@@ -203,9 +207,10 @@ def check_paths(args):
     from ._shared import check_outputs  # noqa: PLC0415
 
     out = None if args.cv else args.out
-    check_outputs({"--out": out}, {"DATA": list(args.data), "--resume": args.resume})
-    check_outputs({"--checkpoint": args.checkpoint}, {"DATA": list(args.data)})  # --checkpoint = --resume is how to resume
-    check_outputs({"--out": out, "--checkpoint": args.checkpoint}, {})
+    examples = {"--out": "model.safetensors", "--checkpoint": "run.ckpt.safetensors"}
+    check_outputs({"--out": out}, {"DATA": list(args.data), "--resume": args.resume}, examples)
+    check_outputs({"--checkpoint": args.checkpoint}, {"DATA": list(args.data)}, examples)  # = --resume: how to resume
+    check_outputs({"--out": out, "--checkpoint": args.checkpoint}, {}, examples)
 
 
 HUGE_WEIGHTS = 1e6  # a weight norm no trained MLP of sane inputs reaches: the run blew up before it overflowed
@@ -250,7 +255,8 @@ def run(args):
         print(line, flush=True)
 
     if args.cv:
-        workflow.cross_validate(ds, recipe, args.cv, limit=args.limit, log=log, distributed=args.distributed or None)
+        workflow.cross_validate(ds, recipe, args.cv, limit=args.limit, log=log, distributed=args.distributed or None,
+                                class_weight=_class_weight(args, ds))
         print(f"Total time {time.perf_counter() - started:.1f} s (cross-validation only: no model saved; "
               "run without --cv to train and save one)")
         return 0
@@ -260,7 +266,7 @@ def run(args):
             result = workflow.train_model(ds, recipe, test_split=args.test_split, limit=args.limit,
                                           progress=not args.no_progress, checkpoint=args.checkpoint,
                                           checkpoint_every=args.checkpoint_every, resume=args.resume, log=log,
-                                          distributed=args.distributed or None)
+                                          distributed=args.distributed or None, class_weight=_class_weight(args, ds))
         except TrainingInterrupted as exc:  # Ctrl-C or SIGTERM: the step finished and the checkpoint is on disk
             how = "terminated (SIGTERM)" if exc.signal_name == "SIGTERM" else "interrupted"
             print(f"dialnet: {how} at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}",
@@ -286,6 +292,18 @@ def run(args):
     _show_examples(result.net, prepared.X_test[:EXAMPLES_SHOWN], prepared.y_test[:EXAMPLES_SHOWN], ds.kind)
     print(f"Total time {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _class_weight(args, ds):
+    """``--class-weight balanced`` for a classification, None otherwise (an error for a regression target)."""
+    from ..errors import ConfigError  # noqa: PLC0415
+
+    if args.class_weight in (None, "none"):
+        return None
+    if ds.task == "regression":
+        raise ConfigError("--class-weight applies to classification only", expected="class labels",
+                          got=f"a regression target ({ds.target!r})", fix="drop --class-weight, or pass --task classification")
+    return args.class_weight
 
 
 def _rank0():

@@ -8,6 +8,8 @@ uses, plain random splits what regression uses.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..errors import InvalidValueError
@@ -85,3 +87,19 @@ def subset(X, y, n, seed):
         return X, y
     keep = np.sort(np.random.default_rng(seed).permutation(len(X))[:n])
     return X[keep], y[keep]
+
+
+def row_fingerprint(X, labels) -> str:
+    """A digest of a data set's rows and labels, as read (a table's text cells, or numbers): stored with a model
+    at training time, so ``evaluate --split test`` can tell that it re-splits the very rows the run split."""
+    digest = hashlib.blake2b(digest_size=16)
+    X = np.asarray(X)
+    labels = [str(v) for v in np.asarray(labels).tolist()]
+    digest.update(f"{X.shape}|{len(labels)}".encode())
+    if X.dtype == object or X.dtype.kind in "US":
+        for row, label in zip(X.tolist(), labels):
+            digest.update(("\x1f".join(map(str, row)) + "\x1d" + label + "\x1e").encode("utf-8", "surrogatepass"))
+    else:
+        digest.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+        digest.update("\x1e".join(labels).encode())
+    return digest.hexdigest()

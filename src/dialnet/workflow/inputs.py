@@ -21,7 +21,8 @@ from ..data import border_mean, load_image, load_npz
 from ..data.images import IMAGE_EXTENSIONS
 from ..data.columns import check_cells
 from ..data.preprocessing import image_side, preprocessor_of
-from ..data.splits import subset
+from ..data.labels import labels_as_text
+from ..data.splits import row_fingerprint, split_rows, subset
 from ..data.tabular import check_widths, has_header, parse_features, read_rows
 from ..errors import DataError, InvalidValueError, ShapeError
 
@@ -84,18 +85,20 @@ def _load_for_model(net, pre, sources, target, image_size, cache, limit=None, se
         raise
 
 
-def cells_for_model(pre, ds):
-    """A table's raw feature cells in the model's column order (by header name, else by position)."""
+def cells_for_model(pre, ds, cells=None):
+    """A table's raw feature cells (``ds.cells``, or some of its rows) in the model's column order (by header name,
+    else by position)."""
+    cells = ds.cells if cells is None else cells
     want = pre.column_names
     have = list(ds.column_names)
     if all(rule.name in have for rule in pre.columns if rule.kind != "dropped"):  # unused ID columns may be absent
-        out = np.full((len(ds.cells), len(want)), "", dtype=object)
+        out = np.full((len(cells), len(want)), "", dtype=object)
         for j, name in enumerate(want):
             if name in have:
-                out[:, j] = ds.cells[:, have.index(name)]
+                out[:, j] = cells[:, have.index(name)]
         return out
     if len(have) == len(want):
-        return ds.cells
+        return cells
     raise ShapeError(f"{ds.name} does not fit the model: its columns differ", expected=f"{len(want)} feature columns: "
                      + ", ".join(want[:8]), got=f"{len(have)}: " + ", ".join(have[:8]),
                      fix="evaluate on a table with the columns the model was trained on")
@@ -161,27 +164,72 @@ def model_data(net, source, split=None, *, target=None, image_size=None, limit=N
         name, used = os.path.basename(str(sources[0])), "all" if split is None else split
         description = f"{name} ({key}, {len(X)} rows)"
     else:
-        ds = _load_for_model(net, pre, sources, target, image_size, cache, limit, seed)
+        streamed = limit if split in (None, "all") else None  # re-finding the training split needs all rows
+        ds = _load_for_model(net, pre, sources, target, image_size, cache, streamed, seed)
         name, notes, class_names = ds.name, list(ds.notes), ds.class_names or None
         used = split or ("test" if ds.X_test is not None else "all")
-        if used == "test" and ds.X_test is None:
-            raise DataError(f"{ds.name} has no test split", expected="data with a test split for --split test",
-                            got="no test split", fix="use --split all")
-        if ds.cells is not None and pre is not None and pre.columns:
+        table = ds.cells is not None and pre is not None and pre.columns
+        if used in ("test", "train") and ds.X_test is None:
+            # data the training run split itself: find the very rows it held out (or trained on) again
+            X, y, description = _rows_of_training_split(net, pre, ds, used, sources, target, image_size, cache)
+        elif table:
             X, y = cells_for_model(pre, ds), ds.y_train  # tables have no separate test split
-            check_cells(pre.columns, X, [f"{ds.name} row {i + 1}" for i in range(len(X))])
         elif used == "test":
             X, y = ds.X_test, ds.y_test
         elif used == "train" or ds.X_test is None:
             X, y = ds.X_train, ds.y_train
         else:
             X, y = np.concatenate([ds.X_train, ds.X_test]), np.concatenate([ds.y_train, ds.y_test])
-        description = f"{ds.name} ({'test' if used == 'test' else 'training'} split, {len(X)} rows)"
+        if split is None and ds.X_test is None:
+            notes.append(f"scoring all {len(X):,} rows of {ds.name}, the training rows included (pass --split test "
+                         "to score only the rows the training run held out)")
+        if used == "all" and ds.X_test is None:
+            description = f"{ds.name} (all {len(X)} rows)"
+        elif not (used in ("test", "train") and ds.X_test is None):
+            description = f"{ds.name} ({'test' if used == 'test' else 'training'} split, {len(X)} rows)"
+        if table:
+            check_cells(pre.columns, X, [f"{ds.name} row {i + 1}" for i in range(len(X))])
     X, y = subset(X, np.asarray(y), limit, seed)
     _check_width(net, pre, X, name)
     if net.task != "regression":
         y = labels_for_model(net, y, class_names)
     return ModelData(prepare_rows(net, X), y, name, used, class_names, description, notes)
+
+
+def training_split(net):
+    """What the training run recorded about the test split it made (seed, fraction, limit, row digest), or None."""
+    extra = (getattr(net, "metadata", None) or {}).get("extra")
+    split = extra.get("split") if isinstance(extra, dict) else None
+    keys = {"seed": int, "test_split": float, "stratified": bool, "n_rows": int, "fingerprint": str}
+    if not isinstance(split, dict) or not all(isinstance(split.get(k), t) for k, t in keys.items()):
+        return None
+    if split.get("limit") is not None and not isinstance(split["limit"], int):
+        return None
+    return split
+
+
+def _rows_of_training_split(net, pre, ds, which, sources, target, image_size, cache):
+    """The rows the training run held out (``which="test"``) or trained on, from the same file: the same
+    limit and seed read the same rows, the digest proves it, the same seeded split picks them."""
+    info = training_split(net)
+    if info is None:
+        raise DataError(f"{ds.name} has no test split, and the model does not record the one its training made",
+                        expected="a model saved by `dialnet train` on this file (dialnet 0.2 or later)",
+                        got="no split record in the model file", fix="use --split all to score every row")
+    if info["limit"] is not None:
+        ds = _load_for_model(net, pre, sources, target, image_size, cache, info["limit"], info["seed"])
+    X, y = subset(ds.cells if ds.cells is not None else ds.X_train, ds.y_train, info["limit"], info["seed"])
+    if len(y) != info["n_rows"] or row_fingerprint(X, labels_as_text(ds, y)) != info["fingerprint"]:
+        raise DataError(f"{ds.name} is not the data this model was trained on: its rows differ",
+                        expected=f"the {info['n_rows']:,} rows the training run split", got=f"{len(y):,} rows that differ",
+                        fix="pass the training file unchanged (same --target), or --split all to score every row of this one")
+    train, test = split_rows(y, info["test_split"], info["seed"], stratify=info["stratified"])
+    rows = test if which == "test" else train
+    X, y = X[rows], y[rows]
+    if ds.cells is not None and pre is not None and pre.columns:
+        X = cells_for_model(pre, ds, X)
+    what = "held out for testing" if which == "test" else "trained on"
+    return X, y, f"{ds.name} (the {len(rows):,} rows the training run {what}, seed {info['seed']})"
 
 
 # ------------------------------------------------------------------ images
@@ -249,6 +297,10 @@ def csv_rows(net, path):
         columns = [names.index(f) if f in names else None for f in features]
     elif width == n:
         columns = list(range(width))
+    elif raw and width in (len(needed), len(needed) + 1) and len(needed) < n:
+        # without the columns the model dropped (IDs): the used ones in order (then the label, left out)
+        used = iter(range(width))
+        columns = [None if rule.kind == "dropped" else next(used) for rule in pre.columns]
     elif width == n + 1:  # the label column is there too: leave it out
         drop = width - 1
         if target is not None and names is not None and target in names:
@@ -261,13 +313,15 @@ def csv_rows(net, path):
                          + (": " + ", ".join(features[:8]) if features else ""),
                          got=f"{width} columns", fix="pass rows with the same feature columns the model was trained on")
     labels = [f"{path} row {i + 1}" for i in range(len(body))]
+    heads = names if names is not None else [f"x{c}" for c in range(width)]
+    records = [dict(zip(heads, row)) for row in body]  # the input's own columns, for --format json/csv
     if raw:
         X = np.array([[row[c] if c is not None else "" for c in columns] for row in body], dtype=object)
         X = X.reshape(len(body), len(columns))
         check_cells(pre.columns, X, labels)
     else:
         X = parse_features(body, columns, names, 2 if header else 1, path)
-    return X, labels
+    return X, labels, records
 
 
 def _split_numbers(text):
@@ -283,11 +337,16 @@ def inline_row(net, text):
     pre = preprocessor_of(net)
     raw = pre.column_names if pre is not None else None
     if raw:
-        cells = next(csv.reader([text], delimiter=";" if ";" in text else ","), [])
+        cells = [c.strip() for c in next(csv.reader([text], delimiter=";" if ";" in text else ","), [])]
+        used = [rule.name for rule in pre.columns if rule.kind != "dropped"]
+        if len(cells) == len(used) and len(used) < len(raw):  # the columns the model dropped (IDs) may be left out
+            given = iter(cells)
+            cells = ["" if rule.kind == "dropped" else next(given) for rule in pre.columns]
         if len(cells) != len(raw):
-            raise ShapeError("the row does not fit the model", expected=f"{len(raw)} values: " + ", ".join(raw[:8]),
+            also = f" (or {len(used)} without the dropped ID columns)" if len(used) < len(raw) else ""
+            raise ShapeError("the row does not fit the model", expected=f"{len(raw)} values{also}: " + ", ".join(raw[:8]),
                              got=f"{len(cells)} values", fix="write one value per column the model was trained on, comma-separated")
-        row = np.array([c.strip() for c in cells], dtype=object)
+        row = np.array(cells, dtype=object)
         check_cells(pre.columns, row[None, :], [f"row {text!r}"])
         return row
     values = _split_numbers(text)
@@ -307,11 +366,14 @@ def inline_row(net, text):
 
 @dataclass
 class ModelInputs:
-    """Inputs gathered for a model: ``X`` (preprocessed), a label per row, and which rows are inverted images."""
+    """Inputs gathered for a model: ``X`` (preprocessed), a label per row, which rows are inverted images, and
+    ``records``: each input's own columns (a CSV row's cells by header, an inline row's by the model's column
+    names; ``{}`` for an image), for machine-readable predictions."""
 
     X: np.ndarray
     labels: list
     inverted: list
+    records: list = field(default_factory=list)
 
 
 def model_inputs(net, items) -> ModelInputs:
@@ -330,29 +392,35 @@ def model_inputs(net, items) -> ModelInputs:
             order.append(("image", len(images)))
             images.append(item)
         elif os.path.isfile(item):
-            X, labels = csv_rows(net, item)
-            for row, label in zip(X, labels):
+            X, labels, records = csv_rows(net, item)
+            for row, label, record in zip(X, labels, records):
                 order.append(("table", len(tables)))
-                tables.append((row, label))
+                tables.append((row, label, record))
         else:
             order.append(("table", len(tables)))
-            tables.append((inline_row(net, item), "row " + item))
+            row = inline_row(net, item)
+            pre = preprocessor_of(net)
+            heads = (pre.column_names or pre.feature_names) if pre is not None else None
+            heads = heads if heads and len(heads) == len(row) else [f"x{i}" for i in range(len(row))]
+            tables.append((row, "row " + item, dict(zip(heads, (str(v) if row.dtype == object else float(v) for v in row)))))
     image_X, image_inverted = image_rows(net, images) if images else (None, [])
-    rows, labels, inverted = [], [], []
+    rows, labels, inverted, records = [], [], [], []
     for kind, i in order:
         if kind == "image":
             rows.append(image_X[i])
             labels.append(images[i])
             inverted.append(image_inverted[i])
+            records.append({})
         else:
             rows.append(tables[i][0])
             labels.append(tables[i][1])
             inverted.append(False)
+            records.append(tables[i][2])
     if any(r.dtype == object for r in rows):
         X = np.array(rows, dtype=object).reshape(len(rows), -1)
     else:
         X = np.stack(rows)
-    return ModelInputs(prepare_rows(net, X), labels, inverted)
+    return ModelInputs(prepare_rows(net, X), labels, inverted, records)
 
 
 # ------------------------------------------------------------------ single rows (inspect, plot)

@@ -23,7 +23,8 @@ import numpy as np
 from .. import data as datasets
 from ..data import Dataset
 from ..data.preprocessing import Preprocessor
-from ..data.splits import fold_rows, split_rows, subset
+from ..data.labels import class_counts, label_warnings, labels_as_text
+from ..data.splits import fold_rows, row_fingerprint, split_rows, subset
 from ..diagnose.plots import GradientNormRecorder
 from ..distributed import world
 from ..core.memory import check_training
@@ -95,6 +96,7 @@ class PreparedData:
     y_test: np.ndarray
     split_note: str
     notes: list = field(default_factory=list)
+    split_info: dict | None = None
 
     def describe(self, n_test=None) -> str:
         """One line: where the rows come from, how many, what the inputs are, and the task."""
@@ -112,7 +114,12 @@ def describe_data(ds, pre, n_train, n_test, n_inputs) -> str:
         what = f"from {len(used)} columns" + (f", {n_text} of them text, one-hot encoded" if n_text else "")
     else:
         what = "columns"
-    goal = f"regression target {ds.target!r}" if ds.task == "regression" else f"{ds.n_classes} classes"
+    if ds.task == "regression":
+        goal = f"regression target {ds.target!r}"
+    else:  # name the label column and what it holds: a wrong default column (a year, an ID) shows at once
+        y = ds.y_train if ds.y_test is None else np.concatenate([ds.y_train, ds.y_test])
+        where = f" in label column {ds.target!r}" if ds.target is not None else ""
+        goal = f"{ds.n_classes} classes{where} ({class_counts(ds.class_names, y)})"
     test = f" / {n_test:,} test" if n_test else ""
     return f"Data: {ds.name}: {n_train:,} training{test} samples, {n_inputs} inputs ({what}), {goal}"
 
@@ -129,7 +136,11 @@ def prepare_data(dataset, *, scale="auto", test_split=0.2, limit=None, seed=0, d
     Xtr, ytr = subset(_training_rows(ds), ds.y_train, limit, seed)
     Xte, yte = subset(ds.X_test, ds.y_test, limit, seed + 1)
     note = "test split from the data set"
+    split_info = None
     if Xte is None:
+        # what `evaluate --split test` needs to find these very rows again: the seed, the fraction, and the rows' digest
+        split_info = {"seed": int(seed), "test_split": float(test_split), "limit": limit, "stratified": not regression,
+                      "n_rows": int(len(ytr)), "fingerprint": row_fingerprint(Xtr, labels_as_text(ds, ytr))}
         tr, te = split_rows(ytr, test_split, seed, stratify=not regression)
         Xtr, ytr, Xte, yte = Xtr[tr], ytr[tr], Xtr[te], ytr[te]
         how = "" if regression else "stratified, "
@@ -146,7 +157,8 @@ def prepare_data(dataset, *, scale="auto", test_split=0.2, limit=None, seed=0, d
             notes.append(f"imputed {imputed:,} missing cells in the test rows with the training values")
     if regression:
         ytr = pre.scale_target(ytr)
-    return PreparedData(ds, pre, Xtr_s, ytr, pre.scale(Xte, dtype), yte, note, notes)
+    return PreparedData(ds, pre, Xtr_s, ytr, pre.scale(Xte, dtype), yte, note, notes, split_info)
+
 
 
 @dataclass
@@ -168,7 +180,7 @@ class TrainResult:
 
 def train_model(data=None, recipe=None, *, image_size=25, target=None, task="auto", cache=None, test_split=0.2, limit=None,
           progress=False, callbacks=None, checkpoint=None, checkpoint_every=None, resume=None, log=None,
-          distributed=None) -> TrainResult:
+          distributed=None, class_weight=None) -> TrainResult:
     """Load, split, preprocess, build, train and test, in one call: what ``dialnet train DATA`` does.
 
     Parameters
@@ -193,6 +205,8 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     distributed : optional
         Passed to ``Network.fit`` (data-parallel on MPI): every rank loads
         ``data`` and prepares it the same way; pass ``log`` on rank 0 only.
+    class_weight : "balanced" or dict, optional
+        Passed to ``Network.fit`` (``dialnet train --class-weight balanced``).
 
     Returns
     -------
@@ -203,6 +217,8 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
     for line in ds.notes:
         log(f"Note: {line}")
+    for line in label_warnings(ds):
+        log(f"Warning: {line}")
     prepared = prepare_data(ds, scale=recipe.scale, test_split=test_split, limit=limit, seed=recipe.seed, dtype=recipe.dtype)
     Xtr, ytr, Xte, yte, pre = prepared.X_train, prepared.y_train, prepared.X_test, prepared.y_test, prepared.preprocessor
     if len(Xtr) < 2:
@@ -214,7 +230,9 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     check_recipe_memory(recipe, Xtr.shape[1], 1 if regression else ds.n_classes)
     net = recipe.build_network(Xtr.shape[1], 1 if regression else ds.n_classes, ds.task)
     fit_kw = recipe.fit_options(len(Xtr), ds.task)
-    log(recipe.describe(net, fit_kw))
+    if class_weight is not None:
+        fit_kw["class_weight"] = class_weight
+    log(recipe.describe(net, fit_kw) + (f"; class weights {class_weight}" if isinstance(class_weight, str) else ""))
     # gradient norms per layer go into the history, so `dialnet plot` can draw them later
     recorder = GradientNormRecorder(Xtr, ytr, seed=recipe.seed)
     try:
@@ -234,6 +252,8 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     log(f"Trained {len(history.epochs)} epochs in {history.train_time:.1f} s")
     meta = {"data": ds.name, "epochs": len(history.epochs), "stop_reason": history.stop_reason, "seed": recipe.seed,
             "history": history.history}
+    if prepared.split_info is not None:
+        meta["split"] = prepared.split_info
     if regression:
         metrics = regression_metrics(yte, pre.unscale_target(net.predict(Xte)), pre.target_mean)
         log(f"Test {format_regression(metrics)}; {len(yte):,} rows, {prepared.split_note}")
@@ -299,7 +319,7 @@ class CrossValidation:
 
 
 def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, task="auto", cache=None, limit=None,
-                   log=None, distributed=None) -> CrossValidation:
+                   log=None, distributed=None, class_weight=None) -> CrossValidation:
     """Seeded K-fold cross-validation (stratified for classes): train on K-1 folds, score the held-out one, K times.
 
     Every fold's encoding and scaling are fitted on its training folds only,
@@ -320,6 +340,8 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
     ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
     for line in ds.notes:
         log(f"Note: {line}")
+    for line in label_warnings(ds):
+        log(f"Warning: {line}")
     X, y = _training_rows(ds), ds.y_train
     if ds.X_test is not None:
         X, y = np.concatenate([X, ds.X_test]), np.concatenate([y, ds.y_test])
@@ -343,6 +365,8 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
         net = recipe.build_network(Xtr.shape[1], 1 if regression else ds.n_classes, ds.task)
         net.reset_parameters(recipe.seed + fold)
         fit_kw = recipe.fit_options(len(train_rows), ds.task)
+        if class_weight is not None:
+            fit_kw["class_weight"] = class_weight
         if fold == 0:
             log(describe_data(ds, pre, len(y), 0, Xtr.shape[1]) + f"; {k}-fold cross-validation ({how}seed {recipe.seed})")
             log(recipe.describe(net, fit_kw))
