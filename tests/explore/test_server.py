@@ -311,3 +311,67 @@ def test_an_output_path_that_is_the_data_is_refused(tmp_path):
     data = write_blobs(tmp_path / "blobs.csv")
     with pytest.raises(ConfigError, match="input"):
         Explorer(str(data), out=str(data))
+
+
+def write_image_folder(root, per_class=12, side=16, seed=0):
+    """Two classes of tiny PNGs: a bright horizontal bar or a bright vertical bar, with noise."""
+    from PIL import Image  # noqa: PLC0415  (Pillow: dialnet's image reader uses it)
+
+    rng = np.random.default_rng(seed)
+    for name, axis in (("across", 0), ("down", 1)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 40, (side, side)).astype(np.uint8)
+            k = rng.integers(3, side - 3)
+            if axis == 0:
+                img[k - 1:k + 2, :] = 255
+            else:
+                img[:, k - 1:k + 2] = 255
+            Image.fromarray(img).save(folder / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_works_the_same_way(make_server, tmp_path):
+    data = write_image_folder(tmp_path / "bars")
+    client = make_server(str(data), image_size=12, out=str(tmp_path / "bars.safetensors"))
+    info = client.json("GET", "/api/info")
+    assert info["data"]["kind"] == "image" and info["data"]["image_size"] == 12
+    assert info["data"]["class_names"] == ["across", "down"]
+    assert info["network"]["sizes"] == [144, 64, 64, 2]
+    status, headers, payload = client.call("GET", "/api/samples?set=grid")
+    assert status == 200 and int(headers["X-Columns"]) == 144
+    assert np.frombuffer(payload, "<f4").size == int(headers["X-Rows"]) * 144
+    client.control("epoch")
+    client.wait_for(lambda s: s["epoch"] == 1 and not s["running"], "one epoch")
+    t = client.json("POST", "/api/trace", {"pixels": [0.0] * 144})
+    assert len(t["certainties"]) == 2
+
+
+def test_a_regression_target_explores_without_certainties(make_server, tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 2))
+    path = tmp_path / "houses.csv"
+    with open(path, "w") as fh:
+        fh.write("rooms,age,price\n")
+        for a, b in X:
+            fh.write(f"{a:.4f},{b:.4f},{3.5 * a - 2 * b + 100 + rng.normal(0, 0.1):.4f}\n")
+    client = make_server(str(path), out=str(tmp_path / "houses.safetensors"))
+    info = client.json("GET", "/api/info")
+    assert info["data"]["task"] == "regression" and info["data"]["class_names"] == []
+    client.control("epoch")
+    state = client.wait_for(lambda s: s["epoch"] == 1 and not s["running"], "one epoch")
+    assert state["val_accuracy"] is None
+    ev = client.json("GET", "/api/evaluation")
+    assert ev["accuracy"] is None and np.isfinite(ev["rmse"]) and "confusion" not in ev
+    t = client.json("POST", "/api/trace", {"index": 0})
+    assert "certainties" not in t and np.isfinite(t["value"])
+    assert [len(L["a"]) for L in t["layers"]] == [64, 64, 1]
+
+
+def test_small_data_trains_step_by_step_and_full_batch_lbfgs_is_refused(tmp_path):
+    data = write_blobs(tmp_path / "blobs.csv")
+    explorer = Explorer(str(data))  # 120 rows: `dialnet train` would pick L-BFGS; explore steps with Adam
+    assert hasattr(explorer.fit_kw["optimizer"], "step")
+    with pytest.raises(ConfigError, match="mini-batches"):
+        Explorer(str(data), dn.workflow.Recipe(optimizer="lbfgs"))

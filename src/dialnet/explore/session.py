@@ -127,7 +127,11 @@ class Explorer:
         self.seed = self.recipe.seed
         self.gate = StepGate(self._publish, self._flush, tick=tick)
         self.net = self._build(self.seed)
-        self.fit_kw = self.recipe.fit_options(len(self.prepared.X_train), ds.task)
+        self.fit_kw = self._fit_options()
+        if not hasattr(self.fit_kw["optimizer"], "step"):
+            raise ConfigError("dialnet explore steps through mini-batches, one optimizer step at a time",
+                              expected="a step-wise optimizer (adam, adamw, rmsprop, sgd)",
+                              got=f"optimizer {self.recipe.optimizer!r} (full batch)", fix="pass --optimizer adam")
         log(self.prepared.describe())
         log(self.recipe.describe(self.net, self.fit_kw))
         self.viewer = copy.deepcopy(self.net)
@@ -151,6 +155,10 @@ class Explorer:
 
     def _build(self, seed):
         return replace(self.recipe, seed=seed).build_network(self.prepared.X_train.shape[1], self.n_outputs, self.dataset.task)
+
+    def _fit_options(self):
+        # stepwise: the recipe's "auto" optimizer picks Adam, never full-batch L-BFGS, which has no step to pause at
+        return self.recipe.fit_options(len(self.prepared.X_train), self.dataset.task, stepwise=True)
 
     def _reset_records(self):
         self.loss_points = []  # (step, mean training loss over the steps since the previous point)
@@ -225,7 +233,7 @@ class Explorer:
         loss = get_loss(kw.pop("loss")) if kw.get("loss") else self.net.default_loss()
         tap = LossTap(loss)
         if self.optimizer is None:  # a new run: a fresh optimizer and schedule; going on after a stop keeps them
-            fresh = self.recipe.fit_options(len(self.prepared.X_train), self.dataset.task)
+            fresh = self._fit_options()
             self.optimizer, self.schedule = fresh["optimizer"], fresh["lr_schedule"]
             self.gate.wrap(self.optimizer, tap)
         else:

@@ -90,13 +90,18 @@ def info(ex) -> dict:
         preview = {"header": header, "rows": cells, "target": str(ds.target) if ds.target is not None else "label",
                    "labels": label_text}
     fit = ex.fit_kw
+    target = None
+    if ex.regression:
+        values = np.asarray(prep.preprocessor.unscale_target(prep.y_train), dtype=np.float64)
+        target = {"name": str(ds.target), "min": finite(values.min()), "mean": finite(values.mean()),
+                  "max": finite(values.max()), "std": finite(values.std())}
     return {
         "data": {
             "name": ds.name, "kind": ds.kind, "task": ds.task, "image_size": ds.image_size if ds.kind == "image" else None,
             "class_names": [] if ex.regression else list(ds.class_names),
             "counts": {"train": _counts(prep.y_train, k), "test": _counts(prep.y_test, k)},
             "splits": {"train": ex.n_fit, "validation": n_train - ex.n_fit, "test": len(prep.y_test)},
-            "split_note": prep.split_note, "describe": prep.describe(), "preview": preview,
+            "split_note": prep.split_note, "target": target, "describe": prep.describe(), "preview": preview,
             "grid_labels": _round(prep.y_test[:GRID], 6) if ex.regression else [int(v) for v in prep.y_test[:GRID]],
             "preview_labels": (_round(prep.y_train[:PREVIEW], 6) if ex.regression
                                else [int(v) for v in prep.y_train[:PREVIEW]]),

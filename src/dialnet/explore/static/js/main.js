@@ -90,7 +90,10 @@ function renderData() {
       label: name, value: d.counts.train[k], color: "#4299e1",
     })), { format: (v) => `${v} (${(100 * v / total).toFixed(0)}%)` });
   } else {
-    $("class-counts").textContent = `regression target ${d.task}`;
+    const t = d.target;
+    $("counts-title").textContent = "The target";
+    $("class-counts").textContent = `regression target '${t.name}': from ${fmt(t.min)} to ${fmt(t.max)}, ` +
+      `mean ${fmt(t.mean)}, standard deviation ${fmt(t.std)} (training rows)`;
   }
   if (d.preview) {
     const table = document.createElement("table");
