@@ -155,6 +155,7 @@ def _round2_files(d, paths):
         "huge.csv": "a,b,label\n" + "".join(f"{'1.5e308' if i % 2 else '-1.7e308'},{i},{i % 2}\n" for i in range(40)),
         "dup.csv": "x,x,x\n" + "".join(f"{i % 5},{(i * 3) % 7},{i % 2}\n" for i in range(40)),
         "square.csv": "a,b,c,d,label\n" + "".join(f"{i % 5},{(i * 3) % 7},{i % 4},{(i * 7) % 11},{i % 2}\n" for i in range(60)),
+        "square_cut.csv": "a,b,c,d,label\n" + "".join(f"{i % 5},{(i * 3) % 7},{i % 4},{(i * 7) % 11},{i % 2}\n" for i in range(50)),
     }
     for name, content in csv.items():
         (d / name).write_text(content)
@@ -462,6 +463,19 @@ ROUND2_CLI = [
     ("train FIFO as DATA", lambda f: ["train", f["fifo"]], r"is a FIFO \(named pipe\), not a data file"),
     ("train /dev/zero as DATA", lambda f: ["train", "/dev/zero"], r"/dev/zero is a character device"),
     ("train overflow in scaling", lambda f: ["train", f["huge.csv"], "--no-progress", "--out", _out(f)], r"overflow in scaling a"),
+    # issue 19's CLI: machine-readable predictions, evaluate --split test, class weights
+    ("predict --out the input", lambda f: ["predict", f["table_model"], f["square.csv"], "--format", "csv", "--out", f["square.csv"]],
+     r"--out .*square\.csv is the input INPUT"),
+    ("predict --out the model", lambda f: ["predict", f["table_model"], "1,2,3,4", "--format", "json", "--out", f["table_model"]],
+     r"--out .* is the input MODEL"),
+    ("predict unknown --format", lambda f: ["predict", f["table_model"], "1,2,3,4", "--format", "xml"], r"invalid choice: 'xml'"),
+    ("evaluate --split test on other rows", lambda f: ["evaluate", f["table_model"], f["square_cut.csv"], "--split", "test"],
+     r"square_cut\.csv is not the data this model was trained on: its rows differ.*the 60 rows"),
+    ("evaluate --split test without a split record", lambda f: ["evaluate", f["model"], f["train.csv"], "--split", "test"],
+     r"has no test split, and the model does not record the one its training made"),
+    ("train --class-weight on a regression", lambda f: ["train", f["huge.csv"], "--task", "regression", "--target", "b",
+                                                        "--class-weight", "balanced", "--no-progress"],
+     r"--class-weight applies to classification only"),
 ]
 CLI = CLI + ROUND2_CLI
 
