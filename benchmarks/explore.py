@@ -169,10 +169,38 @@ def page_rates(context, recipe, seconds):
         explorer.close()
 
 
+def screenshot(context, path, epochs=3):
+    """The demo after a few epochs, a test sample selected and a digit drawn: the picture in the README."""
+    explorer = Explorer(None, workflow.DEMO)
+    server = serve(explorer)
+    page = open_page(context, server)
+    try:
+        for _ in range(epochs):
+            explorer.control("epoch")
+            _wait(lambda: not explorer.state()["running"])
+        page.locator("#grid .sample").nth(7).click()
+        pad = page.locator("#drawpad")
+        pad.scroll_into_view_if_needed()
+        box = pad.bounding_box()
+        page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.22 * box["height"])
+        page.mouse.down()
+        for x, y in ((0.75, 0.22), (0.42, 0.85)):  # a "7"
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
+        page.mouse.up()
+        page.wait_for_timeout(1500)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=path, full_page=True)
+    finally:
+        page.close()
+        server.close()
+        explorer.close()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of train / explore (default: 3)")
     parser.add_argument("--seconds", type=float, default=8.0, help="how long the page's update rates are counted")
+    parser.add_argument("--screenshot", default=None, metavar="PNG", help="only write a screenshot of the page here")
     args = parser.parse_args(argv)
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -183,6 +211,11 @@ def main(argv=None):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        if args.screenshot:
+            screenshot(context, args.screenshot)
+            print(f"wrote {args.screenshot}")
+            browser.close()
+            return
         train, served, browsed, browser_cpu = [], [], [], []
         for r in range(args.rounds):
             t, epochs_t = train_steps_per_second(recipe)

@@ -150,6 +150,9 @@ def run(args):
     try:
         if args.play:
             explorer.control("play")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"Note: listening on {args.host}: anyone who can reach this machine and has the URL can train and "
+                  "save from it", flush=True)
         print(f"dialnet explore: {server.url}", flush=True)
         print("  (Ctrl-C stops it)", flush=True)
         if not args.no_open:

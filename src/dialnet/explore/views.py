@@ -98,6 +98,7 @@ def info(ex) -> dict:
     return {
         "data": {
             "name": ds.name, "kind": ds.kind, "task": ds.task, "image_size": ds.image_size if ds.kind == "image" else None,
+            "background": finite(ds.background),
             "class_names": [] if ex.regression else list(ds.class_names),
             "counts": {"train": _counts(prep.y_train, k), "test": _counts(prep.y_test, k)},
             "splits": {"train": ex.n_fit, "validation": n_train - ex.n_fit, "test": len(prep.y_test)},

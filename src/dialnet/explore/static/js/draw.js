@@ -1,8 +1,12 @@
 // A drawing pad: draw a digit with the mouse (or a finger); onChange(pixels) gets it as side x side values 0..1.
 
+// The pen is white on black, like MNIST; for images whose background is light (background > 0.5) it is black on
+// white, so a drawing looks like the data the network learned from.
 export class DrawPad {
-  constructor(canvas, side, onChange) {
+  constructor(canvas, side, onChange, light = false) {
     this.canvas = canvas;
+    this.paper = light ? "#fff" : "#000";
+    this.ink = light ? "#000" : "#fff";
     this.side = side;
     this.onChange = onChange;
     this.ctx = canvas.getContext("2d");
@@ -18,7 +22,7 @@ export class DrawPad {
   }
 
   clear(notify = true) {
-    this.ctx.fillStyle = "#000";
+    this.ctx.fillStyle = this.paper;
     this.ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     this.empty = true;
     if (notify) this.onChange(null);
@@ -50,7 +54,7 @@ export class DrawPad {
   stroke(p) {
     const ctx = this.ctx;
     // about 2.2 image pixels wide, like a pen stroke in MNIST
-    ctx.strokeStyle = "#fff";
+    ctx.strokeStyle = this.ink;
     ctx.lineWidth = 2.2 * this.canvas.width / this.side;
     ctx.lineCap = ctx.lineJoin = "round";
     ctx.beginPath();

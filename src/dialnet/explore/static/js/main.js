@@ -62,7 +62,7 @@ async function start() {
     app.pad = new DrawPad($("drawpad"), app.info.data.image_size, (pixels) => {
       app.drawing = pixels;
       if (pixels) { app.selected = null; markSelected(); traceNow(); }
-    });
+    }, (app.info.data.background || 0) > 0.5);
   } else {
     $("draw-panel").hidden = true;
   }

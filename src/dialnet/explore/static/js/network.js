@@ -3,7 +3,7 @@
 
 import { cssColor, drawImage, fit, maxAbs } from "./plots.js";
 
-export const MAX_UNITS = 12; // units drawn per layer; a wider layer shows its top units and says how many are left out
+export const MAX_UNITS = 20; // units drawn per layer; a wider layer shows its top units and says how many are left out
 
 // The views of one Dense layer inside the snapshot: W[i * n_out + j], b[j], and their gradients.
 export function layerViews(snapshot, layout, k) {
@@ -128,7 +128,7 @@ export function drawNetwork(canvas, info, snapshot, { trace = null, rankBy = "gr
 
 // Each unit of layer k: its incoming weights (an image for the first layer of image data, else bars) and their
 // gradients beside them. Wide layers show the units whose dials turn the most.
-export function drawUnits(container, info, snapshot, k, { max = 16 } = {}) {
+export function drawUnits(container, info, snapshot, k, { max = 20 } = {}) {
   const layout = info.network.layout;
   const view = layerViews(snapshot, layout, k);
   const norms = unitNorms(view);
