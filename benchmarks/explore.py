@@ -73,7 +73,7 @@ def open_page(context, server):
 
 class PythonPage:
     """What the page asks of the server, without a browser: the SSE stream read in full, the latest snapshot at
-    most 10 times a second, the evaluation and one sample's trace twice a second (the page's own rates)."""
+    most 10 times a second, the evaluation and one sample's trace once a second (the page's own rates)."""
 
     def __init__(self, server):
         self.server, self.stop, self.counts = server, threading.Event(), collections.Counter()
@@ -106,7 +106,7 @@ class PythonPage:
         while not self.stop.is_set():
             self._call(conn, "GET", "/api/snapshot")
             self.counts["snapshots"] += 1
-            if time.monotonic() - last_eval > 0.5:
+            if time.monotonic() - last_eval > 1.0:
                 self._call(conn, "GET", "/api/evaluation")
                 self._call(conn, "POST", "/api/trace", b'{"index": 0}')
                 last_eval = time.monotonic()
@@ -137,16 +137,25 @@ def explore_steps_per_second(context, recipe):
     explorer = Explorer(None, recipe)
     server = serve(explorer)
     page = open_page(context, server) if context is not None else PythonPage(server)
+    closed = False
     try:
+        clock = time.pthread_getcpuclockid(explorer.thread.ident)  # the training thread's own CPU time
+        train0, cpu = time.clock_gettime(clock), chromium_cpu_seconds()
         started = time.perf_counter()
         explorer.control("play")
-        cpu = chromium_cpu_seconds()
-        _wait(lambda: explorer.finished and explorer.gate.waiting)
+        _wait(lambda: explorer.finished and explorer.gate.waiting, every=0.02)
         seconds = time.perf_counter() - started
-        return explorer.gate.steps / seconds, explorer.epochs_done, (chromium_cpu_seconds() - cpu) / seconds
-    finally:
+        train_cpu = time.clock_gettime(clock) - train0
+        browser = (chromium_cpu_seconds() - cpu) / seconds
         page.close()
         server.close()
+        closed = True
+        time.sleep(0.3)  # the event stream's handler ends and counts its CPU time
+        return explorer.gate.steps / seconds, explorer.epochs_done, browser, server.cpu_seconds / train_cpu
+    finally:
+        if not closed:
+            page.close()
+            server.close()
         explorer.close()
 
 
@@ -216,23 +225,26 @@ def main(argv=None):
             print(f"wrote {args.screenshot}")
             browser.close()
             return
-        train, served, browsed, browser_cpu = [], [], [], []
+        train, served, browsed, browser_cpu, server_share = [], [], [], [], []
         for r in range(args.rounds):
             t, epochs_t = train_steps_per_second(recipe)
-            s, epochs_s, _ = explore_steps_per_second(None, recipe)
-            e, epochs_e, cpu = explore_steps_per_second(context, recipe)
+            s, epochs_s, _, _ = explore_steps_per_second(None, recipe)
+            e, epochs_e, cpu, share = explore_steps_per_second(context, recipe)
+            server_share.append(share)
             assert epochs_t == epochs_s == epochs_e, (epochs_t, epochs_s, epochs_e)  # the very same run
             train.append(t)
             served.append(s)
             browsed.append(e)
             browser_cpu.append(cpu)
             print(f"round {r + 1}: dialnet train {t:,.0f} steps/s; explore with the page's requests from Python "
-                  f"{s:,.0f} steps/s; explore with Chromium {e:,.0f} steps/s (Chromium used {cpu:.2f} CPU cores); "
-                  f"{epochs_t} epochs each")
+                  f"{s:,.0f} steps/s; explore with Chromium {e:,.0f} steps/s (Chromium used {cpu:.2f} CPU cores; the "
+                  f"server's threads {share:.1%} of the training thread's CPU time); {epochs_t} epochs each")
         t, s, e = statistics.median(train), statistics.median(served), statistics.median(browsed)
         print(f"median steps/s: train {t:,.0f}; explore serving the page's requests {s:,.0f} ({s / t:.1%} of train's, "
               f"slowdown {1 - s / t:.1%}); explore with Chromium on this machine {e:,.0f} ({e / t:.1%}, slowdown "
-              f"{1 - e / t:.1%}; Chromium itself used {statistics.median(browser_cpu):.2f} CPU cores of {os.cpu_count()})")
+              f"{1 - e / t:.1%}; Chromium itself used {statistics.median(browser_cpu):.2f} CPU cores of {os.cpu_count()}); serving the page took "
+              f"{statistics.median(server_share):.1%} of the training thread's CPU time (request handlers' CPU, page open "
+              "from before play to the end: an upper bound)")
         rates = page_rates(context, recipe, args.seconds)
         print(f"page at full speed ({rates['steps_per_second']:,.0f} steps/s): {rates['ticks']:.1f} state updates/s, "
               f"{rates['snapshots']:.1f} snapshots/s, {rates['evaluations']:.1f} evaluations/s, "

@@ -23,6 +23,7 @@ own static files (listed once at start) and writes only where "save" asks.
 
 from __future__ import annotations
 
+import collections
 import hmac
 import ipaddress
 import json
@@ -81,6 +82,16 @@ class ExploreServer(ThreadingHTTPServer):
         self.closing = threading.Event()
         self.static = static_files()
         self.thread = None
+        # CPU time the request handlers used (thread_time, counted when each request ends; an event stream's when it
+        # closes): what serving the page costs the process
+        self.cpu_seconds = 0.0
+        self.cpu_by_path = collections.Counter()
+        self._cpu_lock = threading.Lock()
+
+    def count_cpu(self, path, seconds):
+        with self._cpu_lock:
+            self.cpu_seconds += seconds
+            self.cpu_by_path[path] += seconds
 
     @property
     def port(self) -> int:
@@ -205,6 +216,13 @@ class Handler(BaseHTTPRequestHandler):
         self._handle(self._post)
 
     def _handle(self, route):
+        started = time.thread_time()
+        try:
+            self._route(route)
+        finally:
+            self.server.count_cpu(urlsplit(self.path).path, time.thread_time() - started)
+
+    def _route(self, route):
         path = urlsplit(self.path).path
         try:
             self._check(api=path.startswith("/api/"))

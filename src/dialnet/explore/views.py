@@ -31,7 +31,7 @@ PREVIEW = 24  # training samples in the data preview
 EVAL_ROWS = 2000  # test rows the accuracy and the confusion matrix are measured on
 PROBE_ROWS = 256  # training rows the doctor's unit and gradient checks look at
 EVAL_EVERY = 0.2  # seconds: the evaluation is computed at most this often ...
-DOCTOR_EVERY = 1.0  # ... and the doctor's checks at most this often
+DOCTOR_EVERY = 2.0  # ... and the doctor's checks at most this often
 MAX_VALUES = 4096  # a layer's activations/deltas sent per sample, at most
 
 

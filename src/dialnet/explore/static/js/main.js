@@ -7,7 +7,7 @@ import { drawNetwork, drawUnits, topDials } from "./network.js";
 import { COLORS, barList, cssColor, drawImage, fit, lineChart, maxAbs } from "./plots.js";
 
 const $ = (id) => document.getElementById(id);
-const EVAL_EVERY_MS = 500; // test predictions, confusion matrix, doctor flags
+const EVAL_EVERY_MS = 1000; // test predictions, confusion matrix, doctor flags
 const SNAPSHOT_EVERY_MS = 100; // dials and gradients: at most 10 a second, drawn as they come
 const CHARTS_EVERY_MS = 200; // the curves are redrawn at most 5 times a second
 const TRACE_EVERY_MS = 400; // the selected sample (or the drawing) traced again as the dials turn
