@@ -98,3 +98,36 @@ class SignalAt(dn.Callback):
         if epoch == self.epoch and MPI.COMM_WORLD.rank == self.rank:
             os.kill(os.getpid(), signal.SIGTERM)
         return False
+
+
+def table_cells(n=157, seed=11):
+    """A table's text cells with a header: numbers with blanks, text with blanks and a rare tail, an ID column,
+    a regression target last."""
+    rng = np.random.default_rng(seed)
+    header = ["id", "age", "height", "color", "city", "score"]
+    colors = np.array(["red", "green", "blue", "n/a"])
+    cities = np.array([f"town{k}" for k in range(60)])
+    rows = []
+    for i in range(n):
+        age = "" if rng.random() < 0.1 else str(int(rng.integers(18, 90)))
+        height = f"{rng.normal(170, 9):.2f}" if rng.random() > 0.05 else "NA"
+        color = str(rng.choice(colors, p=[0.5, 0.3, 0.15, 0.05]))
+        city = str(cities[min(int(rng.exponential(12)), 59)])
+        rows.append([str(1000 + i), age, height, color, city, f"{rng.normal():.4f}"])
+    return header, rows
+
+
+def write_files(folder):
+    """The files the shard readers are tested on: .npy, raw and gzipped IDX, a CSV table (with a blank line)."""
+    from dialnet.data.idx import write_idx  # noqa: PLC0415
+
+    rng = np.random.default_rng(12)
+    np.save(folder / "X.npy", rng.normal(size=(37, 5)).astype(np.float32))
+    images = rng.integers(0, 256, size=(29, 6, 6), dtype=np.uint8)
+    write_idx(folder / "images.idx", images)
+    write_idx(folder / "images.idx.gz", images)
+    write_idx(folder / "values.idx", rng.normal(size=(23, 3)))
+    header, rows = table_cells()
+    text = ",".join(header) + "\n" + "\n".join(",".join(r) for r in rows[:70]) + "\n\n" + "\n".join(",".join(r) for r in rows[70:])
+    (folder / "table.csv").write_text(text + "\n")
+    (folder / "plain.csv").write_text("\n".join(",".join(r[1:3]) for r in rows if r[1] and r[2] != "NA") + "\n")

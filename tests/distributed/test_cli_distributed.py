@@ -19,7 +19,7 @@ from mpi_jobs import TIMEOUT_S, mpi_env, mpirun_path
 import dialnet as dn
 
 DIALNET = [sys.executable, "-m", "dialnet"]
-OPTIONS = ["train", "t.csv", "--distributed", "--epochs", "3", "--dtype", "float64", "--no-progress"]
+OPTIONS = ["train", "t.csv", "--distributed", "--epochs", "3", "--dtype", "float64", "--no-progress", "--optimizer", "adam"]
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,21 @@ import numpy as np
 import pytest
 
 import dialnet as dn
+from dialnet.data.idx import read_idx
+from dialnet.data.preprocessing import Preprocessor
 from dialnet.distributed import DistributedError
-from dist_problems import PROBLEMS
+from dist_problems import PROBLEMS, table_cells, write_files
 from mpi_jobs import WORKER
 
 RANKS = 2
-SCENARIOS = [*PROBLEMS, "sharded64", "files", "resume", "sigterm", "mismatch_option", "mismatch_data", "refusals"]
+SCENARIOS = [*PROBLEMS, "sharded64", "files", "resume", "sigterm", "shards", "stats", "mismatch_option", "mismatch_data", "refusals"]
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
 
 
 @pytest.fixture(scope="module")
 def job(mpi, tmp_path_factory):
     out = tmp_path_factory.mktemp("mpi")
+    write_files(out)
     done = mpi(RANKS, [WORKER, out, *SCENARIOS], cwd=out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out, done
@@ -175,3 +178,50 @@ def test_the_benchmark_section_runs_and_reports_all_three_ways(mpi, tmp_path):
     assert report["runs"]["mpirun-n-1"]["allreduce_share"] == 0.0  # a world of one process: an ordinary run
     assert report["runs"]["mpirun-n-2"]["allreduce_share"] > 0.0
     assert "steps/s" in done.stdout
+
+
+def test_the_shards_of_each_file_kind_are_the_file_in_rank_order(job):
+    out = job[0]
+    parts = [np.load(out / f"shards.rank{r}.npz") for r in range(RANKS)]
+    whole = {"npy": np.load(out / "X.npy"), "idx": read_idx(out / "images.idx"), "idx_gz": read_idx(out / "images.idx.gz"),
+             "idx_f64": read_idx(out / "values.idx")}
+    for key, want in whole.items():
+        got = np.concatenate([p[key] for p in parts])
+        assert got.dtype == want.dtype and np.array_equal(got, want), key
+        assert 0 < len(parts[0][key]) < len(want)  # each rank read a part, not all
+    header, rows = table_cells()
+    assert list(parts[0]["header"]) == list(parts[1]["header"]) == header
+    assert np.concatenate([p["csv"] for p in parts]).tolist() == rows  # the blank line is skipped
+    plain = [r[1:3] for r in rows if r[1] and r[2] != "NA"]
+    assert bool(parts[0]["plain_header"]) and np.concatenate([p["plain"] for p in parts]).tolist() == plain
+
+
+def test_preprocessing_fitted_on_shards_equals_one_process_on_all_rows(job):
+    out = job[0]
+    metas = [json.loads(bytes(np.load(out / f"stats.rank{r}.npz")["meta"]).decode()) for r in range(RANKS)]
+    assert metas[0] == metas[1]  # every rank holds the same constants
+    header, rows = table_cells()
+    cells = np.array(rows, dtype=object)
+    for scaling in ("standard", "minmax"):
+        pre = Preprocessor(kind="table", scaling=scaling)
+        want = pre.fit_transform(cells[:, :-1], header[:-1], dtype=np.float64)
+        pre.fit_target(cells[:, -1].astype(float))
+        got = Preprocessor.from_config(metas[0][scaling]["config"])
+        assert got.columns == pre.columns  # numeric/categorical/dropped, medians, categories: exact
+        assert metas[0][scaling]["notes"] == pre.notes
+        for key in ("min", "max", "mean", "std"):
+            if getattr(pre, key) is not None:
+                np.testing.assert_allclose(getattr(got, key), getattr(pre, key), rtol=1e-12, atol=1e-12)
+        assert got.target_mean == pytest.approx(pre.target_mean, rel=1e-12)
+        assert got.target_std == pytest.approx(pre.target_std, rel=1e-12)
+        scaled = np.concatenate([np.load(out / f"stats.rank{r}.npz")[f"scaled_{scaling}"] for r in range(RANKS)])
+        np.testing.assert_allclose(scaled, want, rtol=1e-12, atol=1e-12)
+    assert any(rule.kind == "dropped" for rule in got.columns)  # the ID column, judged on all rows
+    images = read_idx(out / "images.idx").reshape(-1, 36) / 255.0
+    image = Preprocessor(kind="image", scaling="standard").fit(images)
+    got = Preprocessor.from_config(metas[0]["image"]["config"])
+    assert float(got.mean) == pytest.approx(float(image.mean), rel=1e-12)
+    assert float(got.std) == pytest.approx(float(image.std), rel=1e-12)
+    assert metas[0]["image"]["background"] == pytest.approx(dn.data.border_mean(images), rel=1e-12)
+    values = np.array([1.5, -0.0, 7.0, np.inf, -3.25])
+    assert metas[0]["medians"] == [float(np.median(values)), float(np.median(values[[0, 1]]))]  # each rank's first value

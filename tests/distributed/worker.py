@@ -89,6 +89,39 @@ def run(outdir, name, rank, size):
                           distributed=True)
         save(outdir, name, rank, net, history, stopped=stopped)
         os.chdir(outdir)
+    elif name == "shards":  # each rank reads its rows of every file kind
+        from dialnet.distributed import shards  # noqa: PLC0415
+
+        arrays = {
+            "npy": np.asarray(shards.read_npy("X.npy")),
+            "idx": shards.read_idx("images.idx"),
+            "idx_gz": shards.read_idx("images.idx.gz"),
+            "idx_f64": shards.read_idx("values.idx"),
+        }
+        header, cells = shards.read_csv("table.csv")
+        plain_header, plain = shards.read_csv("plain.csv")
+        np.savez(os.path.join(outdir, f"shards.rank{rank}.npz"), **arrays, csv=cells.astype(str),
+                 plain=plain.astype(str), header=np.array(header), plain_header=np.array(plain_header is None))
+    elif name == "stats":  # preprocessing fitted on the shards: the single-process constants
+        from dialnet.data.preprocessing import Preprocessor  # noqa: PLC0415
+        from dialnet.distributed import World, shards, stats  # noqa: PLC0415
+
+        world = World()
+        header, cells = shards.read_csv("table.csv")
+        configs, scaled = {}, {}
+        for scaling in ("standard", "minmax"):
+            pre = Preprocessor(kind="table", scaling=scaling)
+            scaled[scaling] = stats.fit_transform(world, pre, cells[:, :-1], header[:-1], dtype=np.float64)
+            stats.fit_target(world, pre, cells[:, -1].astype(float))
+            configs[scaling] = {"config": pre.to_config(), "notes": pre.notes}
+        images = shards.read_idx("images.idx").reshape(-1, 36) / 255.0
+        image = Preprocessor(kind="image", scaling="standard")
+        stats.fit_transform(world, image, images)
+        configs["image"] = {"config": image.to_config(), "background": stats.border_mean(world, images)}
+        odd = np.array([1.5, -0.0, 7.0, np.inf, -3.25])[rank::2] if rank < 2 else np.array([])
+        configs["medians"] = [stats.median(world, odd), stats.median(world, odd[:1])]
+        np.savez(os.path.join(outdir, f"stats.rank{rank}.npz"), meta=np.frombuffer(json.dumps(configs).encode(), dtype=np.uint8),
+                 **{f"scaled_{k}": v for k, v in scaled.items()})
     elif name.startswith("mismatch"):  # rank 1 differs: every rank must raise the same clear error
         net, (X, y), kwargs = PROBLEMS["sgd64"]()
         if name == "mismatch_option" and rank == 1:

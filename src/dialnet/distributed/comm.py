@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError, type_name
+from ..errors import ConfigError, DialnetError, type_name
 
 INSTALL = "pip install 'dialnet[distributed]' (mpi4py and Open MPI), then start with mpirun -n 2 ..."
 
@@ -89,6 +89,26 @@ class World:
         self.comm.Allreduce(self.MPI.IN_PLACE, low, op=self.MPI.MIN)
         self.comm.Allreduce(self.MPI.IN_PLACE, high, op=self.MPI.MAX)
         return low, high
+
+    def reduce(self, value, op="SUM"):
+        """A Python number reduced over all ranks with ``op`` ("SUM", "MIN", "MAX", "LAND", "LOR"), on every rank."""
+        return self.comm.allreduce(value, op=getattr(self.MPI, op))
+
+    def agree(self, work, *args):
+        """``work(*args)`` on every rank; if it raised a DialnetError on any rank, every rank raises the first one.
+
+        For checks of a rank's own rows: the rank that finds bad data names
+        it, and the others stop with the same message instead of waiting in
+        the next collective.
+        """
+        try:
+            result, error = work(*args), None
+        except DialnetError as exc:
+            result, error = None, exc
+        first = next((e for e in self.gather(error) if e is not None), None)
+        if first is not None:
+            raise first
+        return result
 
     def broadcast(self, array):
         """Rank 0's values into ``array`` on every rank, in place."""
