@@ -22,7 +22,7 @@ from dist_problems import PROBLEMS, table_cells, write_files
 from mpi_jobs import WORKER
 
 RANKS = 2
-SCENARIOS = [*PROBLEMS, "sharded64", "files", "resume", "sigterm", "shards", "stats", "mismatch_option", "mismatch_data", "refusals"]
+SCENARIOS = [*PROBLEMS, "sharded64", "files", "writers", "resume", "sigterm", "shards", "stats", "mismatch_option", "mismatch_data", "refusals"]
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
 
 
@@ -87,6 +87,15 @@ def test_only_rank_0_writes_checkpoints(job):
     assert state["finished"]
     got, _ = result(job, "files", 0)
     assert all(np.array_equal(a, b) for a, b in zip(stored.parameters(), got))
+
+
+def test_callbacks_that_write_files_write_on_rank_0_only(job):
+    out = job[0]
+    assert sorted(p.name for p in (out / "writers.cwd0").iterdir()) == ["best.safetensors", "log.csv"]
+    assert list((out / "writers.cwd1").iterdir()) == []
+    assert len((out / "writers.cwd0" / "log.csv").read_text().splitlines()) == 1 + 2  # a header and 2 epochs
+    (_, m0), (_, m1) = result(job, "writers", 0), result(job, "writers", 1)
+    assert m0["history"] == m1["history"]
 
 
 def test_a_resumed_two_rank_run_equals_an_uninterrupted_one(job):

@@ -54,6 +54,15 @@ def run(outdir, name, rank, size):
         history = net.fit(*data, **kwargs, checkpoint="run.ckpt.safetensors", checkpoint_every=4, distributed=True)
         save(outdir, name, rank, net, history)
         os.chdir(outdir)
+    elif name == "writers":  # callbacks that write files: rank 0's alone writes
+        folder = os.path.join(outdir, f"writers.cwd{rank}")
+        os.makedirs(folder)
+        os.chdir(folder)
+        net, data, kwargs = PROBLEMS["sgd64"]()
+        writers = [dn.ModelCheckpoint("best.safetensors"), dn.CSVLogger("log.csv")]
+        history = net.fit(*data, **kwargs, callbacks=writers, distributed=True)
+        save(outdir, name, rank, net, history)
+        os.chdir(outdir)
     elif name == "resume":  # stopped by an error after a mid-epoch checkpoint, resumed on rank 0's file only
         folder = os.path.join(outdir, f"resume.cwd{rank}")
         os.makedirs(folder)

@@ -15,7 +15,10 @@ imported only when a distributed run starts, so ``import dialnet`` stays light.
   the ranks' shards, equal to the single-process ones.
 """
 
+from . import shards, stats
 from .comm import DistributedError, World, world
 from .parallel import DataParallel
+from .shards import read_csv, read_idx, read_npy, row_range
 
-__all__ = ["DataParallel", "DistributedError", "World", "world"]
+__all__ = ["DataParallel", "DistributedError", "World", "read_csv", "read_idx", "read_npy", "row_range", "shards", "stats",
+           "world"]

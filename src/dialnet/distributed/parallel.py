@@ -89,6 +89,19 @@ def start(distributed, net, optimizer=None):
     return DataParallel(w, mode)
 
 
+def _root_only(callback):
+    """A callback that writes a file (it has a ``path``: ModelCheckpoint, CSVLogger) does nothing on ranks other than 0.
+
+    The rank 0 copy writes; the others' methods are replaced on the instance
+    (its type, which a resumed run checks, stays the same). Such callbacks
+    only write: they take no decision the ranks would need to share.
+    """
+    if isinstance(getattr(callback, "path", None), (str, bytes)) or hasattr(getattr(callback, "path", None), "__fspath__"):
+        callback.on_train_begin = lambda net, history: None
+        callback.on_epoch_end = lambda epoch, logs, net: False
+        callback.on_train_end = lambda net, history: None
+
+
 def _part(n, size, rank):
     """Where rank ``rank``'s part of ``n`` rows starts, and how many it gets (the first ``n % size`` get one more)."""
     q, extra = divmod(n, size)
@@ -169,6 +182,9 @@ class DataParallel:
             items["the sample weights"] = digest(W)
             items["the validation data"] = digest(Xv, Yv, Wv)
         check_same(self.world, items)
+        if not self.is_root:
+            for cb in options.get("callbacks") or []:
+                _root_only(cb)
         params = net.parameters()
         for p in [params.flat] if params.flat is not None else params:
             self.world.broadcast(p)
