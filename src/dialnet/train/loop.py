@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from .. import backend
-from ..core.layers import Dense, Dropout
+from ..core.layers import Dense, Dropout, reuse_buffer
 from ..core.losses import check_sample_weight, get_loss
 from ..distributed import parallel as data_parallel
 from ..errors import ConfigError, DataError, InvalidValueError, ShapeError, check_lr, check_positive_int, check_seed, type_name
@@ -372,6 +372,26 @@ def _split_validation(X, Y, W, validation_split, rng):
     return X[train], Y[train], W[train], X[val], Y[val], W[val]
 
 
+class _Rows:
+    """The rows of ``source`` in this epoch's order (row numbers ``index``), gathered a batch at a time.
+
+    ``rows[a:b]`` is ``source[index[a:b]]``, written into one reused buffer
+    and valid until the next batch is gathered: shuffling costs a
+    permutation of row numbers per epoch, not a copy of the training set.
+    """
+
+    def __init__(self, source):
+        self.source, self.shape, self.index = source, source.shape, None
+        self._buffers = {}
+
+    def __getitem__(self, rows):
+        if isinstance(rows, tuple):  # rows[a:b, ...]
+            rows = rows[0]
+        index = self.index[rows]
+        out = reuse_buffer(self._buffers, "batch", (index.shape[0],) + tuple(self.shape[1:]), self.source.dtype)
+        return backend.ops.take(self.source, index, axis=0, out=out)
+
+
 class _Trainer:
     """The state of one training run and the loop that advances it.
 
@@ -495,11 +515,14 @@ class _Trainer:
         sources = (X, Y, W, None if T is Y else T)  # class labels are their own truth: shuffled once
         if self.shuffle or self.dist is not None:
             rows = self.n if self.dist is None else self.dist.local_rows  # a rank trains its part of each batch
-            shuffled = tuple(None if a is None else xp.empty((rows,) + a.shape[1:], dtype=a.dtype) for a in sources)
+            # the inputs are read by row number, a batch gathered at a time into one buffer (no copy of the
+            # training set each epoch); targets, weights and truth (a few numbers per row) are shuffled whole
+            shuffled = (_Rows(X),) + tuple(
+                None if a is None else xp.empty((rows,) + a.shape[1:], dtype=a.dtype) for a in sources[1:])
             self.order = shuffled[:3] + ((shuffled[1] if T is Y else shuffled[3]),)
         else:
             self.order = (X, Y, W, T)
-        pairs = [(a, b) for a, b in zip(sources, self.order) if a is not None]
+        pairs = [(a, b) for a, b in zip(sources[1:], self.order[1:]) if a is not None]
         self.metrics.follow(self.order[3], self.order[2])
         bar = make_display(self.progress, self.epochs, self.epoch)
         started = time.perf_counter()
@@ -512,10 +535,12 @@ class _Trainer:
                     self.epoch_rng_state = self.rng.bit_generator.state
                     if self.dist is not None:
                         order = xp.asarray(self.dist.plan_epoch(self.rng, self.shuffle))
+                        self.order[0].index = order
                         for source, shuffled in pairs:
                             backend.ops.take(source, order, axis=0, out=shuffled)
                     elif self.shuffle:
                         order = xp.asarray(self.rng.permutation(self.n))
+                        self.order[0].index = order
                         for source, shuffled in pairs:
                             backend.ops.take(source, order, axis=0, out=shuffled)
                     self.epoch_started = True
