@@ -280,6 +280,8 @@ def resolve_dtype(dtype) -> numpy.dtype:
 
 def numpy_dtype(dtype) -> numpy.dtype:
     """The NumPy dtype matching a NumPy, CuPy or Array API dtype (e.g. ``array.dtype`` of any backend)."""
+    if isinstance(dtype, numpy.dtype):
+        return dtype
     try:
         return numpy.dtype(dtype)
     except TypeError:
@@ -299,6 +301,8 @@ def asarray(a, dtype=None):
     """``a`` as an array of the current backend (``dtype`` in any spelling), copied only when it must be."""
     if dtype is None:
         return xp.asarray(a)
+    if name == "numpy":
+        return numpy.asarray(a, dtype=dtype)
     return xp.asarray(a, dtype=native_dtype(dtype))
 
 
