@@ -81,3 +81,14 @@ def test_cross_validation_spreads_the_folds_and_reports_them_in_order(table):
     one = subprocess.run([*DIALNET, *OPTIONS, "--cv", "3"], capture_output=True, text=True, cwd=alone, timeout=TIMEOUT_S)
     assert folds == [line.split(" (")[0] for line in one.stdout.splitlines() if line.startswith("fold ")]
     assert [f[:8] for f in folds] == ["fold 1/3", "fold 2/3", "fold 3/3"]
+
+
+def test_without_mpi4py_the_command_says_how_to_install_it_and_exits_2(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,label\n" + "\n".join(f"{i % 7},{i % 5},{i % 2}" for i in range(40)) + "\n")
+    code = ("import sys; sys.modules['mpi4py'] = None  # what a missing package does\n"
+            "from dialnet.cli import main; raise SystemExit(main(['train', 't.csv', '--distributed', '--epochs', '1']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=TIMEOUT_S)
+    assert done.returncode == 2, done.stderr
+    assert "needs mpi4py" in done.stderr and "dialnet[distributed]" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "t.csv"]
