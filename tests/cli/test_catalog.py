@@ -174,7 +174,7 @@ def _round2_files(d, paths):
     assert main(["train", paths["square.csv"], "--epochs", "2", "--no-progress", "--out", table_model]) == 0
     paths["table_model"] = table_model
     cli_ckpt = str(d / "cli.ckpt.safetensors")
-    assert main(["train", paths["train.csv"], "--epochs", "2", "--no-progress", "--checkpoint", cli_ckpt,
+    assert main(["train", paths["train.csv"], "--epochs", "2", "--optimizer", "adam", "--no-progress", "--checkpoint", cli_ckpt,
                  "--out", str(d / "cli_model.safetensors")]) == 0
     paths["cli_ckpt"] = cli_ckpt
     plot_dir = d / "plot_dir"
@@ -438,7 +438,7 @@ ROUND2_CLI = [
     ("predict inf cells", lambda f: ["predict", f["table_model"], "inf,-inf,nan,1"], r"column 'a' holds 'inf', an infinite value"),
     ("predict picture with a table model", lambda f: ["predict", f["table_model"], f["picture"]], r"trained on a table, not on images"),
     ("train inf cells", lambda f: ["train", f["inf.csv"], "--no-progress", "--out", _out(f)], r"infinite values \(lines 3, 5\)"),
-    ("train --resume with another --lr", lambda f: ["train", f["train.csv"], "--no-progress", "--checkpoint", f["cli_ckpt"],
+    ("train --resume with another --lr", lambda f: ["train", f["train.csv"], "--optimizer", "adam", "--no-progress", "--checkpoint", f["cli_ckpt"],
                                                     "--resume", f["cli_ckpt"], "--lr", "0.5", "--out", _out(f)],
      r"cannot resume from .*cli\.ckpt\.safetensors: the learning rate differs.*lr 0\.001.*lr 0\.5"),
     ("train --layers 0", lambda f: ["train", f["train.csv"], "--layers", "0"], r"--layers must be .* or 'none'"),
@@ -560,7 +560,7 @@ def test_a_second_run_on_the_same_files_is_refused_and_sigterm_writes_the_checkp
     from dialnet.files import checkpoint as ckpt
 
     out, ck = str(tmp_path / "m.safetensors"), str(tmp_path / "run.ckpt.safetensors")
-    cmd = [sys.executable, "-m", "dialnet.cli", "train", f["train.csv"], "--no-progress", "--epochs", "1000000",
+    cmd = [sys.executable, "-m", "dialnet.cli", "train", f["train.csv"], "--optimizer", "adam", "--no-progress", "--epochs", "1000000",
            "--early-stopping", "0", "--lr-schedule", "none", "--checkpoint", ck, "--out", out]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

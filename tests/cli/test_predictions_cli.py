@@ -192,7 +192,7 @@ def test_class_weight_and_lbfgs_reach_fit(tmp_path, capsys):
     assert "; class weights balanced" in capsys.readouterr().out
     assert main([*args, "--optimizer", "lbfgs"]) == 0
     out = capsys.readouterr().out
-    assert "lbfgs (full batch)" in out and "Stopped: " in out
+    assert re.search(r"(?i)l-?bfgs \(full batch\)", out) and "Stopped: " in out
     (tmp_path / "reg.csv").write_text("a,y\n" + "\n".join(f"{i},{i * 0.37:.2f}" for i in range(40)) + "\n")
     assert main(["train", str(tmp_path / "reg.csv"), "--class-weight", "balanced", "--no-progress"]) == 2
     assert "--class-weight applies to classification only" in capsys.readouterr().err

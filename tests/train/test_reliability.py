@@ -357,7 +357,7 @@ def test_cli_ctrl_c_exits_130_and_resume_gives_the_same_model(tmp_path):
     lines = ["a,b,c,d,label"] + [",".join(f"{v:.5f}" for v in row) + f",{label}" for row, label in zip(X, y)]
     (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
     cmd = [sys.executable, "-m", "dialnet.cli", "train", "data.csv", "--layers", "8", "--batch-size", "1", "--epochs", "30",
-           "--target-certainty", "none", "--early-stopping", "0", "--dropout", "0.1", "--no-progress"]
+           "--optimizer", "adam", "--target-certainty", "none", "--early-stopping", "0", "--dropout", "0.1", "--no-progress"]
     ckpt_args = ["--checkpoint", "ck.safetensors", "--checkpoint-every", "500", "--out", "resumed.safetensors"]
     ref = subprocess.run([*cmd, "--out", "ref.safetensors"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr
