@@ -141,9 +141,11 @@ def load_image(path, size: int) -> np.ndarray:
         raise DataError(f"image file {spath} does not exist", expected="an image file (png, jpg, ...)", got=spath,
                         fix="check the path")
     limit = max_image_pixels()
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below says it clearly
+            Image.MAX_IMAGE_PIXELS = max(limit, pillow_limit or 0)  # Pillow's bomb check must not override ours
             with Image.open(spath) as img:  # reads the header only: the size is known before any pixel is decoded
                 width, height = img.size
                 if width * height > limit:
@@ -159,6 +161,8 @@ def load_image(path, size: int) -> np.ndarray:
         raise DataError(f"cannot read {spath} as an image", expected="a png, jpg, bmp, gif or tiff file",
                         got=str(exc)[:120] or type(exc).__name__,
                         fix="check that the file is an image and not damaged, or move it out of the folder") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     h, w = gray.shape
     resample = Image.Resampling.BOX if h >= size and w >= size else Image.Resampling.BILINEAR
     resized = Image.fromarray(gray, "F").resize((size, size), resample=resample)
