@@ -5,8 +5,8 @@ batch 256, random data; three runs side by side, each in fresh processes:
 
 - ``mpirun -n 1``: a world of one process is an ordinary run (no allreduce);
 - ``mpirun -n 2``: two ranks with one BLAS thread each, every step's
-  gradient summed by one ``Allreduce`` of the flat gradient (plus one of two
-  float64s: the batch's loss and the signal flag);
+  gradient summed by one ``Allreduce`` of the flat gradient (plus one of three
+  float64s: the batch's loss and the ranks that caught SIGINT or SIGTERM);
 - one process without MPI, two BLAS threads: the same two cores used the
   other way.
 

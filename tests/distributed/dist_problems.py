@@ -128,6 +128,7 @@ def write_files(folder):
     write_idx(folder / "images.idx.gz", images)
     write_idx(folder / "values.idx", rng.normal(size=(23, 3)))
     header, rows = table_cells()
-    text = ",".join(header) + "\n" + "\n".join(",".join(r) for r in rows[:70]) + "\n\n" + "\n".join(",".join(r) for r in rows[70:])
+    lines = [",".join(header)] + [",".join(r) for r in rows[:70]] + [""] + [",".join(r) for r in rows[70:]]
+    text = "\n".join(lines)
     (folder / "table.csv").write_text(text + "\n")
     (folder / "plain.csv").write_text("\n".join(",".join(r[1:3]) for r in rows if r[1] and r[2] != "NA") + "\n")

@@ -1,4 +1,4 @@
-"""Starting real MPI jobs from the tests: ``mpirun -n N python ...`` from the venv's Open MPI (the extra ``dialnet[distributed]``)."""
+"""Starting real MPI jobs from the tests: ``mpirun -n N python ...`` from the venv's Open MPI (extra ``distributed``)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ from dist_problems import PROBLEMS, table_cells, write_files
 from mpi_jobs import WORKER
 
 RANKS = 2
-SCENARIOS = [*PROBLEMS, "sharded64", "files", "writers", "resume", "sigterm", "shards", "stats", "mismatch_option", "mismatch_data", "refusals"]
+SCENARIOS = [*PROBLEMS, "sharded64", "files", "writers", "resume", "sigterm", "shards", "stats", "mismatch_option",
+             "mismatch_data", "refusals"]
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
 
 
@@ -109,7 +110,8 @@ def test_a_resumed_two_rank_run_equals_an_uninterrupted_one(job):
 
 def test_a_signal_on_one_rank_stops_all_at_the_same_step_and_the_run_resumes(job):
     (_, m0), (_, m1) = result(job, "sigterm", 0), result(job, "sigterm", 1)
-    assert m0["stopped"] == m1["stopped"] == {"epoch": 2, "step": 1, "checkpoint": "run.ckpt.safetensors"}
+    stopped = {"epoch": 2, "step": 1, "checkpoint": "run.ckpt.safetensors", "signal": "SIGTERM"}
+    assert m0["stopped"] == m1["stopped"] == stopped  # rank 0 caught nothing itself: the signal was agreed
     assert list((job[0] / "sigterm.cwd1").iterdir()) == []
     (resumed, m_resumed), (whole, m_whole) = result(job, "sigterm", 0), result(job, "uninterrupted", 0)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(resumed, whole))

@@ -92,7 +92,7 @@ def run(outdir, name, rank, size):
         try:
             net.fit(*data, **{**kwargs, **settings}, callbacks=[SignalAt(0)], distributed=True)
         except dn.errors.TrainingInterrupted as exc:
-            stopped = {"epoch": exc.epoch, "step": exc.step, "checkpoint": exc.checkpoint}
+            stopped = {"epoch": exc.epoch, "step": exc.step, "checkpoint": exc.checkpoint, "signal": exc.signal_name}
         net, data, kwargs = PROBLEMS["adam64"]()
         history = net.fit(*data, **{**kwargs, **settings}, callbacks=[SignalAt(None)], resume="run.ckpt.safetensors",
                           distributed=True)

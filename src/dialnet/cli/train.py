@@ -269,9 +269,10 @@ def run(args):
                                           distributed=args.distributed or None, class_weight=_class_weight(args, ds))
         except TrainingInterrupted as exc:  # Ctrl-C or SIGTERM: the step finished and the checkpoint is on disk
             how = "terminated (SIGTERM)" if exc.signal_name == "SIGTERM" else "interrupted"
-            print(f"dialnet: {how} at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}",
-                  file=sys.stderr)
-            print(f"  hint: run the same command with --resume {exc.checkpoint} to continue", file=sys.stderr)
+            if rank0:  # in a distributed run every rank stops here; rank 0 says so
+                print(f"dialnet: {how} at epoch {exc.epoch}, step {exc.step}; checkpoint saved to {exc.checkpoint}",
+                      file=sys.stderr)
+                print(f"  hint: run the same command with --resume {exc.checkpoint} to continue", file=sys.stderr)
             return EXIT_TERMINATED if exc.signal_name == "SIGTERM" else EXIT_INTERRUPTED
         except DivergenceError as exc:
             net = getattr(exc, "network", None)

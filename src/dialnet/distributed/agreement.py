@@ -50,7 +50,8 @@ def describe(value, depth=0) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(describe(v, depth + 1) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {describe(v, depth + 1)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))) + "}"
+        items = sorted(value.items(), key=lambda kv: str(kv[0]))
+        return "{" + ", ".join(f"{k!r}: {describe(v, depth + 1)}" for k, v in items) + "}"
     name = type(value).__qualname__
     config = getattr(value, "config", None)
     if callable(config):

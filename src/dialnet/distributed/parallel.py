@@ -239,7 +239,7 @@ class DataParallel:
         flat = trainer.grads.flat
         self.grad_parts = [flat] if flat is not None else list(trainer.grads)
         self.no_rows = backend.xp.empty((0, net.n_outputs), dtype=net.dtype)
-        self.pair = np.zeros(2, dtype=np.float64)  # the batch's loss sum, and whether a rank caught a signal
+        self.pair = np.zeros(3, dtype=np.float64)  # the batch's loss sum; ranks that caught SIGINT, SIGTERM
 
     # ------------------------------------------------------------ an epoch
 
@@ -307,10 +307,13 @@ class DataParallel:
         for g in self.grad_parts:
             self.world.sum_(g)
         pair = self.pair
-        pair[0], pair[1] = part, float(self.interrupt.guard.hit)
+        guard = self.interrupt.guard
+        caught = getattr(guard, "signal_name", None) or "SIGINT"
+        pair[0], pair[1], pair[2] = part, float(guard.hit and caught != "SIGTERM"), float(guard.hit and caught == "SIGTERM")
         self.world.sum_(pair)
-        if pair[1]:
+        if pair[1] or pair[2]:
             self.interrupt.hit = True
+            self.interrupt.agreed_signal = "SIGTERM" if pair[2] else "SIGINT"
         return (float(pair[0]) / whole if whole > 0 else 0.0), P, whole
 
     def end_epoch(self, metrics, params) -> None:
@@ -390,10 +393,12 @@ class AgreedInterrupt:
     def __init__(self, guard):
         self.guard = guard
         self.hit = False
+        self.agreed_signal = None
 
     @property
     def signal_name(self):
-        return getattr(self.guard, "signal_name", None)
+        """SIGTERM if any rank caught one, else SIGINT: the same on every rank."""
+        return self.agreed_signal
 
     def __enter__(self):
         self.guard.__enter__()

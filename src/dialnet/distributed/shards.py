@@ -153,7 +153,10 @@ def read_csv(path, world=None, delimiter=None):
         raise DataError(f"{spath} is not a text CSV file", expected="UTF-8 text with comma-separated values",
                         got="bytes that are not UTF-8 text", fix="save it as UTF-8 CSV") from None
     delimiter = delimiter or max(DELIMITERS, key=lambda d: (text.splitlines()[0].count(d) if text else 0, d == ","))
-    parse = lambda t: [[c.strip() for c in row] for row in csv.reader(io.StringIO(t, newline=""), delimiter=delimiter)]  # noqa: E731
+
+    def parse(text):
+        return [[c.strip() for c in row] for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+
     first_rows = [r for r in parse(text) if any(r)][:201]  # as many rows as dialnet train looks at
     header = first_rows[0] if first_rows and has_header(first_rows) else None
     rows = [r for r in parse(body) if any(r)]
