@@ -30,6 +30,18 @@ images per class, an IDX folder, or explicit IDX files (images labels
 [test-images test-labels]). Data without a test split get one
 (--test-split, stratified, seeded).
 
+Safety: before any work, --out and --checkpoint are compared with DATA
+and --resume (the same file, by os.path.samefile, is refused), and the
+memory the network, its optimizer and a batch need with what is
+available (`dialnet summary --layers` shows the count). A lock file
+(OUT.lock, holding the pid) refuses a second run on the same --out or
+--checkpoint; a lock left by a dead run is taken over. SIGTERM (a
+scheduler, `docker stop`) is handled like Ctrl-C: with --checkpoint the
+step finishes and the checkpoint is written (exit 143; Ctrl-C 130). When
+training diverges, the last good weights are written to
+OUT.diverged.safetensors (never over --out) and the path is printed.
+--limit N streams a CSV and keeps a seeded random N rows.
+
 Examples:
   dialnet train
   dialnet train mnist-10k --image-size 28 --layers 256,128 --activation relu --epochs 60
