@@ -28,6 +28,8 @@ That difference lives here and only here:
 
 from __future__ import annotations
 
+import functools
+
 import numpy
 
 from .errors import ConfigError
@@ -191,16 +193,8 @@ def _std_greater(a, b, out=None):
     return _write(xp.astype(xp.greater(a, b), a.dtype), out)
 
 
-def _np_row_max(z, out=None):
-    return numpy.maximum.reduce(z, axis=1, keepdims=True, out=out)
-
-
 def _std_row_max(z, out=None):
     return _write(xp.max(z, axis=1, keepdims=True), out)
-
-
-def _np_total(a):
-    return numpy.add.reduce(a, axis=None)
 
 
 def _std_total(a):
@@ -209,10 +203,6 @@ def _std_total(a):
 
 def _std_vdot(a, b):
     return xp.sum(xp.multiply(a, b))
-
-
-def _np_copy(a):
-    return a.copy()
 
 
 def _std_copy(a):
@@ -227,14 +217,22 @@ def _std_buffer_ok():
     return False
 
 
+# NumPy's own functions (partials are C calls: no Python frame on the hot path)
+_np_row_max = functools.partial(numpy.maximum.reduce, axis=1, keepdims=True)
+_np_total = functools.partial(numpy.add.reduce, axis=None)
+_np_copy = numpy.ndarray.copy
+
+
 def _bind():
     """Point the calls that differ at the current library's spelling."""
     global dot, greater, row_max, total, vdot, copy, buffer_ok
-    if name == "numpy" or name == "cupy":
+    if name == "numpy":
+        dot, greater, vdot, row_max, total, copy = numpy.dot, numpy.greater, numpy.vdot, _np_row_max, _np_total, _np_copy
+        buffer_ok = _np_buffer_ok
+    elif name == "cupy":
         dot, greater, vdot = xp.dot, xp.greater, xp.vdot
-        row_max = _np_row_max if name == "numpy" else (lambda z, out=None: xp.max(z, axis=1, keepdims=True, out=out))
-        total = _np_total if name == "numpy" else xp.sum
-        copy, buffer_ok = _np_copy, _np_buffer_ok
+        row_max = functools.partial(xp.max, axis=1, keepdims=True)
+        total, copy, buffer_ok = xp.sum, xp.ndarray.copy, _np_buffer_ok
     else:
         dot, greater, row_max, total, vdot = _std_dot, _std_greater, _std_row_max, _std_total, _std_vdot
         copy, buffer_ok = _std_copy, _std_buffer_ok

@@ -335,7 +335,7 @@ class CrossEntropy(Loss):
         """Rows with a 1 in each label's column: one comparison of the labels against 0..K-1."""
         xp = backend.xp
         classes = self.__dict__.get("_classes")
-        if classes is None or classes.shape[0] != shape[1] or not _same_library(classes, labels):
+        if classes is None or classes.shape[0] != shape[1] or type(classes) is not type(labels):  # a backend switch
             classes = self._classes = xp.arange(shape[1])
         T = self._buffer("one_hot", shape, dtype)
         if T is None:
@@ -429,11 +429,6 @@ LOSSES = {
     "binary_cross_entropy": BinaryCrossEntropy,
     "bce": BinaryCrossEntropy,
 }
-
-
-def _same_library(a, b) -> bool:
-    """True when ``a`` and ``b`` are arrays of one library (a kept array may predate a backend switch)."""
-    return type(a) is type(b)
 
 
 def get_loss(loss) -> Loss:
