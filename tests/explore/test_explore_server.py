@@ -296,10 +296,11 @@ def test_a_csv_table_works_the_same_way(make_server, tmp_path):
     assert info["data"]["preview"]["header"] == ["width", "height", "depth"]
     assert sorted(info["data"]["class_names"]) == ["east", "north", "west"]
     assert sum(info["data"]["counts"]["train"]) + sum(info["data"]["counts"]["test"]) == 120
-    assert info["network"]["sizes"] == [3, 64, 64, 3]  # the DATA defaults
+    hidden = list(dn.workflow.DATA_DEFAULTS.hidden)
+    assert info["network"]["sizes"] == [3, *hidden, 3]  # the DATA defaults, as for dialnet train
     assert client.control("step")["step"] == 1
     t = client.json("POST", "/api/trace", {"index": 0})
-    assert [len(L["a"]) for L in t["layers"]] == [64, 64, 3]
+    assert [len(L["a"]) for L in t["layers"]] == [*hidden, 3]
     status, _h, payload = client.call("POST", "/api/trace", {"pixels": [0.0, 0.0, 0.0]})
     assert status == 400 and "image" in json.loads(payload)["error"]
     client.control("play")
@@ -338,7 +339,7 @@ def test_an_image_folder_works_the_same_way(make_server, tmp_path):
     info = client.json("GET", "/api/info")
     assert info["data"]["kind"] == "image" and info["data"]["image_size"] == 12
     assert info["data"]["class_names"] == ["across", "down"]
-    assert info["network"]["sizes"] == [144, 64, 64, 2]
+    assert info["network"]["sizes"] == [144, *dn.workflow.DATA_DEFAULTS.hidden, 2]
     status, headers, payload = client.call("GET", "/api/samples?set=grid")
     assert status == 200 and int(headers["X-Columns"]) == 144
     assert np.frombuffer(payload, "<f4").size == int(headers["X-Rows"]) * 144
@@ -366,7 +367,7 @@ def test_a_regression_target_explores_without_certainties(make_server, tmp_path)
     assert ev["accuracy"] is None and np.isfinite(ev["rmse"]) and "confusion" not in ev
     t = client.json("POST", "/api/trace", {"index": 0})
     assert "certainties" not in t and np.isfinite(t["value"])
-    assert [len(L["a"]) for L in t["layers"]] == [64, 64, 1]
+    assert [len(L["a"]) for L in t["layers"]] == [*dn.workflow.DATA_DEFAULTS.hidden, 1]
 
 
 def test_small_data_trains_step_by_step_and_full_batch_lbfgs_is_refused(tmp_path):
