@@ -178,7 +178,7 @@ def page_rates(context, recipe, seconds):
         explorer.close()
 
 
-def screenshot(context, path, epochs=3):
+def screenshot(context, path, epochs=10):
     """The demo after a few epochs, a test sample selected and a digit drawn: the picture in the README."""
     explorer = Explorer(None, workflow.DEMO)
     server = serve(explorer)
@@ -191,12 +191,13 @@ def screenshot(context, path, epochs=3):
         pad = page.locator("#drawpad")
         pad.scroll_into_view_if_needed()
         box = pad.bounding_box()
-        page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.22 * box["height"])
+        page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.25 * box["height"])
         page.mouse.down()
-        for x, y in ((0.75, 0.22), (0.42, 0.85)):  # a "7"
+        for x, y in ((0.7, 0.25), (0.62, 0.45), (0.48, 0.8)):  # a "7"
             page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
         page.mouse.up()
         page.wait_for_timeout(1500)
+        print(page.locator("#sample-title").inner_text())
         page.evaluate("() => window.scrollTo(0, 0)")
         page.screenshot(path=path, full_page=True)
     finally:

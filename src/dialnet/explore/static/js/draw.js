@@ -53,9 +53,9 @@ export class DrawPad {
 
   stroke(p) {
     const ctx = this.ctx;
-    // about 2.2 image pixels wide, like a pen stroke in MNIST
+    // about 2.6 image pixels wide, like a pen stroke in MNIST at this size
     ctx.strokeStyle = this.ink;
-    ctx.lineWidth = 2.2 * this.canvas.width / this.side;
+    ctx.lineWidth = 2.6 * this.canvas.width / this.side;
     ctx.lineCap = ctx.lineJoin = "round";
     ctx.beginPath();
     ctx.moveTo(this.last[0], this.last[1]);
