@@ -245,8 +245,14 @@ def test_lbfgs_stops_on_callbacks_and_rejects_checkpoints(tmp_path):
     net = dn.mlp([4, 6, 3], seed=0)
     h = net.fit(X, y, optimizer="lbfgs", epochs=100, early_stopping=dn.EarlyStopping(patience=0, monitor="loss", min_delta=10))
     assert len(h.epochs) == 2 and h.stop_reason.startswith("early stopping")
-    with pytest.raises(dn.ConfigError, match="checkpoint"):
+    with pytest.raises(dn.ConfigError, match="L-BFGS does not take checkpoint"):
         net.fit(X, y, optimizer="lbfgs", checkpoint=tmp_path / "c.safetensors")
+    ck = tmp_path / "adam.ckpt.safetensors"
+    net.fit(X, y, epochs=1, checkpoint=ck)
+    with pytest.raises(dn.ConfigError, match="L-BFGS does not take resume"):
+        net.fit(X, y, optimizer="lbfgs", resume=ck)
+    with pytest.raises(dn.ConfigError, match="L-BFGS does not take distributed"):
+        net.fit(X, y, optimizer="lbfgs", distributed=True)
     with pytest.raises(dn.ConfigError, match="learning rate"):
         net.fit(X, y, optimizer="lbfgs", lr_schedule="cosine")
 

@@ -239,13 +239,8 @@ def fit(
             )
     checkpoint = resuming.check_path(checkpoint, "checkpoint")
     resume = resuming.check_path(resume, "resume")
-    if full_batch and (checkpoint is not None or resume is not None):
-        raise ConfigError(
-            "L-BFGS runs are not checkpointed",
-            expected="checkpoint=None and resume=None with optimizer='lbfgs'",
-            got="a checkpoint or resume path",
-            fix="leave checkpoint and resume out, or train with optimizer='adam'",
-        )
+    if full_batch and (checkpoint is not None or distributed):
+        raise _lbfgs_refuses("checkpoint" if checkpoint is not None else "distributed")
 
     dist = data_parallel.start(distributed, net, optimizer)
     if dist is not None:
@@ -253,6 +248,8 @@ def fit(
     state = arrays = None
     if resume is not None:
         stored, state, arrays = ckpt.load(resume) if dist is None else dist.load_checkpoint(resume, ckpt.load)
+        if full_batch:  # after the file's own checks: a missing or wrong file says so first
+            raise _lbfgs_refuses("resume")
         resuming.check_same_network(net, stored, resume)
         rng = ckpt.make_generator(state["initial_rng_state"], resume, "the shuffle generator")
     else:
@@ -335,6 +332,16 @@ def fit(
             history.train_time = trainer.train_time
             return history
     return trainer.run()
+
+
+def _lbfgs_refuses(what):
+    """L-BFGS runs one full-batch minimization: no checkpoints to resume from, no data-parallel steps."""
+    return ConfigError(
+        f"L-BFGS does not take {what}",
+        expected=f"{what}=None with optimizer='lbfgs' (one full-batch run: no steps to checkpoint or spread over ranks)",
+        got=f"{what} with an L-BFGS optimizer",
+        fix=f"train with optimizer='adam' (dialnet train --optimizer adam) to use {what}",
+    )
 
 
 def _infer_task(net, loss, y):
