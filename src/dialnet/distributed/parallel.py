@@ -33,8 +33,9 @@ import numpy as np
 
 from .. import backend
 from ..core.layers import Dropout
+from ..errors import ConfigError
 from .agreement import check_same, describe, digest
-from .comm import ConfigError, DistributedError, world
+from .comm import DistributedError, world
 
 MODES = ("replicated", "sharded")
 _METRIC_KEYS = ("rows", "correct", "certainty_units")
