@@ -306,7 +306,16 @@ def asarray(a, dtype=None):
 
 def astype(a, d):
     """``a`` converted to dtype ``d`` (any spelling): a new array."""
+    if name == "numpy" or name == "cupy":
+        return a.astype(native_dtype(d))
     return xp.astype(a, native_dtype(d))
+
+
+def concat(arrays):
+    """The arrays joined along the first axis (``concatenate`` in NumPy and CuPy, ``concat`` in the standard)."""
+    if name == "numpy" or name == "cupy":
+        return xp.concatenate(arrays)
+    return xp.concat(arrays)
 
 
 def to_numpy(array):
