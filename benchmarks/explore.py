@@ -40,15 +40,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 def train_steps_per_second(recipe):
+    """What ``dialnet train`` runs (``train_model``): optimizer steps per second of fit's own training time."""
     result = workflow.train_model(None, recipe)
-    steps = sum(1 for _ in range(len(result.history.epochs))) * _steps_per_epoch(result.data, recipe)
+    n = len(result.data.X_train)
+    options = recipe.fit_options(n, result.data.dataset.task)
+    n_fit = n - int(round(n * (options["validation_split"] or 0.0)))
+    steps = len(result.history.epochs) * -(-n_fit // options["batch_size"])
     return steps / result.history.train_time, len(result.history.epochs)
-
-
-def _steps_per_epoch(prepared, recipe):
-    n = len(prepared.X_train)
-    n_fit = n - int(round(n * recipe.validation_split))
-    return -(-n_fit // recipe.batch_size)
 
 
 def _wait(predicate, timeout=600.0, every=0.005):
@@ -151,7 +149,8 @@ def explore_steps_per_second(context, recipe):
         server.close()
         closed = True
         time.sleep(0.3)  # the event stream's handler ends and counts its CPU time
-        return explorer.gate.steps / seconds, explorer.epochs_done, browser, server.cpu_seconds / train_cpu
+        by_path = ", ".join(f"{path} {cpu / train_cpu:.1%}" for path, cpu in server.cpu_by_path.most_common(4))
+        return explorer.gate.steps / seconds, explorer.epochs_done, browser, server.cpu_seconds / train_cpu, by_path
     finally:
         if not closed:
             page.close()
@@ -228,9 +227,11 @@ def main(argv=None):
             return
         train, served, browsed, browser_cpu, server_share = [], [], [], [], []
         for r in range(args.rounds):
-            t, epochs_t = train_steps_per_second(recipe)
-            s, epochs_s, _, _ = explore_steps_per_second(None, recipe)
-            e, epochs_e, cpu, share = explore_steps_per_second(context, recipe)
+            runs = {"train": lambda: train_steps_per_second(recipe), "python": lambda: explore_steps_per_second(None, recipe),
+                    "chromium": lambda: explore_steps_per_second(context, recipe)}
+            order = list(runs)[r % 3:] + list(runs)[:r % 3]  # each variant goes first, second and last in turn
+            got = {name: runs[name]() for name in order}
+            (t, epochs_t), (s, epochs_s, *_), (e, epochs_e, cpu, share, by_path) = got["train"], got["python"], got["chromium"]
             server_share.append(share)
             assert epochs_t == epochs_s == epochs_e, (epochs_t, epochs_s, epochs_e)  # the very same run
             train.append(t)
@@ -239,7 +240,7 @@ def main(argv=None):
             browser_cpu.append(cpu)
             print(f"round {r + 1}: dialnet train {t:,.0f} steps/s; explore with the page's requests from Python "
                   f"{s:,.0f} steps/s; explore with Chromium {e:,.0f} steps/s (Chromium used {cpu:.2f} CPU cores; the "
-                  f"server's threads {share:.1%} of the training thread's CPU time); {epochs_t} epochs each")
+                  f"server's request handlers {share:.1%} of the training thread's CPU time: {by_path}); {epochs_t} epochs each")
         t, s, e = statistics.median(train), statistics.median(served), statistics.median(browsed)
         print(f"median steps/s: train {t:,.0f}; explore serving the page's requests {s:,.0f} ({s / t:.1%} of train's, "
               f"slowdown {1 - s / t:.1%}); explore with Chromium on this machine {e:,.0f} ({e / t:.1%}, slowdown "
