@@ -156,8 +156,8 @@ def run(outdir, name, rank, size):
             try:
                 attempt()
                 errors[key] = None
-            except DistributedError as exc:
-                errors[key] = str(exc)
+            except dn.DialnetError as exc:
+                errors[key] = f"{type(exc).__name__}: {exc}"
         save(outdir, name, rank, errors=errors)
     else:
         raise SystemExit(f"unknown scenario {name}")
