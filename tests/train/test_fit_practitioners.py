@@ -124,19 +124,20 @@ def test_displays_chosen_by_where_output_goes():
             progress.check_verbose(bad, False)
 
 
-def test_notebook_display_updates_a_text_block_without_ipywidgets(monkeypatch):
-    ipython_display = pytest.importorskip("IPython.display")
-    shown = []
-
-    class Handle:
-        def update(self, obj):
-            shown.append(obj.data)
-
-    monkeypatch.setattr(ipython_display, "display", lambda obj, display_id=None: shown.append(obj.data) or Handle())
-    d = progress.NotebookDisplay(3)
-    d.update(0, {"loss": 0.25, "accuracy": 0.5})
-    assert shown[0] == "epoch 0/3"
-    assert "epoch 1/3" in shown[-1] and "loss 0.2500" in shown[-1] and "accuracy 0.5000" in shown[-1]
+def test_notebook_display_updates_a_text_block_without_ipywidgets(capsys):
+    interactiveshell = pytest.importorskip("IPython.core.interactiveshell")
+    interactiveshell.InteractiveShell.instance()  # IPython's real display machinery (a terminal shell prints what it shows)
+    try:
+        d = progress.NotebookDisplay(3)
+        d.update(0, {"loss": 0.25, "accuracy": 0.5})
+        d.update(1, {"loss": 0.125, "accuracy": 0.75})
+        assert not progress.in_notebook()  # a terminal shell is not a notebook: fit shows lines or a bar there
+    finally:
+        interactiveshell.InteractiveShell.clear_instance()
+    shown = capsys.readouterr().out
+    assert shown.startswith("epoch 0/3\n")
+    assert "[##########                    ] epoch 1/3" in shown and "[####################          ] epoch 2/3" in shown
+    assert "epoch 2/3 - loss 0.1250 - accuracy 0.7500" in shown
 
 
 def test_history_renders_as_text_and_html():
