@@ -376,3 +376,18 @@ def test_small_data_trains_step_by_step_and_full_batch_lbfgs_is_refused(tmp_path
     assert hasattr(explorer.fit_kw["optimizer"], "step")
     with pytest.raises(ConfigError, match="mini-batches"):
         Explorer(str(data), dn.workflow.Recipe(optimizer="lbfgs"))
+
+
+@pytest.mark.filterwarnings("ignore::dialnet.errors.DivergenceWarning")  # the training thread says it too
+def test_a_diverging_run_stops_and_is_flagged(make_server, tmp_path):
+    data = write_blobs(tmp_path / "blobs.csv")
+    recipe = dn.workflow.Recipe(hidden=(8,), optimizer="sgd", lr=1e30, lr_schedule=None, early_stopping=0)
+    client = make_server(str(data), recipe=recipe, out=str(tmp_path / "m.safetensors"))
+    client.control("play")
+    state = client.wait_for(lambda s: s["finished"], "the run to stop on its divergence")
+    assert "diverged" in state["stop_reason"] and state["divergences"] >= 1
+    assert state["running"] is False
+    ev = client.json("GET", "/api/evaluation")
+    assert "nan" in {f["code"] for f in ev["flags"]}
+    params, _grads, _info, _step = snapshot_arrays(client)
+    assert np.isfinite(params).all()  # the weights from before the bad step, as fit keeps them

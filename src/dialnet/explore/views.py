@@ -150,7 +150,7 @@ def evaluation(ex) -> dict:
     if cached is not None:
         return cached
     prep = ex.prepared
-    with ex.view_lock:
+    with ex.view_lock, np.errstate(all="ignore"):  # dials that overflowed are reported as flags, not as warnings
         snap = ex.snapshot()
         net = ex.viewer_at(snap)
         X, y = prep.X_test[:EVAL_ROWS], prep.y_test[:EVAL_ROWS]
