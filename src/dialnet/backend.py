@@ -20,8 +20,8 @@ That difference lives here and only here:
   value returned (``a = ops.exp(z, out=a)``), so either works;
 - :func:`buffer_ok` says whether reused output buffers are worth keeping
   (``False``: layers pass ``out=None`` and get fresh arrays);
-- :func:`dot`, :func:`greater`, :func:`row_max`, :func:`total`, :func:`vdot`
-  and :func:`copy` are NumPy's fastest spelling on NumPy and the standard's
+- :func:`dot`, :func:`greater`, :func:`row_max`, :func:`total`, :func:`vdot`,
+  :func:`copy` and :func:`all_true` are NumPy's fastest spelling on NumPy and the standard's
   on the rest. :func:`use` binds each name straight to the NumPy function,
   so the NumPy path pays no extra call.
 """
@@ -221,21 +221,22 @@ def _std_buffer_ok():
 _np_row_max = functools.partial(numpy.maximum.reduce, axis=1, keepdims=True)
 _np_total = functools.partial(numpy.add.reduce, axis=None)
 _np_copy = numpy.ndarray.copy
+_np_all_true = functools.partial(numpy.logical_and.reduce, axis=None)
 
 
 def _bind():
     """Point the calls that differ at the current library's spelling."""
-    global dot, greater, row_max, total, vdot, copy, buffer_ok
+    global dot, greater, row_max, total, vdot, copy, all_true, buffer_ok
     if name == "numpy":
         dot, greater, vdot, row_max, total, copy = numpy.dot, numpy.greater, numpy.vdot, _np_row_max, _np_total, _np_copy
-        buffer_ok = _np_buffer_ok
+        all_true, buffer_ok = _np_all_true, _np_buffer_ok
     elif name == "cupy":
         dot, greater, vdot = xp.dot, xp.greater, xp.vdot
         row_max = functools.partial(xp.max, axis=1, keepdims=True)
-        total, copy, buffer_ok = xp.sum, xp.ndarray.copy, _np_buffer_ok
+        total, copy, all_true, buffer_ok = xp.sum, xp.ndarray.copy, xp.all, _np_buffer_ok
     else:
         dot, greater, row_max, total, vdot = _std_dot, _std_greater, _std_row_max, _std_total, _std_vdot
-        copy, buffer_ok = _std_copy, _std_buffer_ok
+        copy, all_true, buffer_ok = _std_copy, xp.all, _std_buffer_ok
 
 
 dot = numpy.dot
@@ -250,6 +251,8 @@ vdot = numpy.vdot
 """``vdot(a, b)``: the sum of ``a * b`` over every element (same shapes)."""
 copy = _np_copy
 """``copy(a)``: a new array with ``a``'s values."""
+all_true = _np_all_true
+"""``all_true(a)``: whether every element of the boolean array ``a`` is true (a 0-d array or bool)."""
 buffer_ok = _np_buffer_ok
 """``buffer_ok()``: True when results can be written into reused buffers (``out=``)."""
 

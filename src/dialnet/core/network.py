@@ -40,9 +40,9 @@ def all_finite(X) -> bool:
     if X.size > 4096:
         with np.errstate(over="ignore", invalid="ignore"):  # the verdict is the point, not a warning
             sums = backend.dot(xp.ones(X.shape[0], dtype=X.dtype), X)
-        if bool(xp.all(xp.isfinite(sums))):
+        if bool(backend.all_true(xp.isfinite(sums))):
             return True
-    return bool(xp.all(xp.isfinite(X)))
+    return bool(backend.all_true(xp.isfinite(X)))
 
 
 def _same_arrays(a, b) -> bool:
