@@ -391,3 +391,15 @@ def test_a_diverging_run_stops_and_is_flagged(make_server, tmp_path):
     assert "nan" in {f["code"] for f in ev["flags"]}
     params, _grads, _info, _step = snapshot_arrays(client)
     assert np.isfinite(params).all()  # the weights from before the bad step, as fit keeps them
+
+
+def test_balanced_class_weights_reach_fit(tmp_path):
+    data = write_blobs(tmp_path / "blobs.csv", rows=160)
+    losses = {}
+    for weights in (None, "balanced"):
+        explorer = Explorer(str(data), class_weight=weights).start()
+        try:
+            losses[weights] = explorer.control("step")["loss"]  # the first batch's loss, the same dials
+        finally:
+            explorer.close()
+    assert losses[None] != pytest.approx(losses["balanced"], rel=1e-6)  # the weighted mean of the same losses

@@ -65,6 +65,8 @@ def add_arguments(p):
     g.add_argument("--l2", type=float, default=None, help="L2 penalty on the weights (default: 0.0001; 0.0003 in the demo)")
     g.add_argument("--seed", type=int, default=None, help="seed for the dials, the shuffling and the splits (default: 0)")
     g.add_argument("--classic", action="store_true", help="the classic from-scratch recipe (as dialnet train --classic)")
+    g.add_argument("--class-weight", default=None, choices=("balanced", "none"),
+                   help="balanced: each class counts as much as any other in the loss (default: none)")
     g = p.add_argument_group("data (as for dialnet train)")
     g.add_argument("--scale", default=None, help="input scaling: minmax, standard, none, auto (default)")
     g.add_argument("--task", default=None, choices=("auto", "classification", "regression"), help="what a CSV's label is")
@@ -129,6 +131,7 @@ def run(args):
 
     explorer = Explorer(args.data or None, recipe, image_size=args.image_size, target=args.target, task=args.task or "auto",
                         cache=args.cache, test_split=args.test_split, limit=args.limit, out=args.out,
+                        class_weight=None if args.class_weight in (None, "none") else args.class_weight,
                         onnx_out=args.onnx_out, log=log)
     if explorer.regression and recipe.target_certainty is not None:
         if args.target_certainty is not None:

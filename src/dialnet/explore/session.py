@@ -93,6 +93,8 @@ class Explorer:
         Default ``DEMO`` without ``data``, ``DATA_DEFAULTS`` with it.
     image_size, target, task, cache, test_split, limit :
         How to read and split ``data`` (as for ``dialnet train``).
+    class_weight : "balanced" or dict, optional
+        Passed to ``Network.fit`` (``--class-weight balanced``; classification only).
     out, onnx_out : str
         Where the page's "save model" and "export ONNX" write (nothing is
         written until the page asks).
@@ -104,7 +106,7 @@ class Explorer:
     """
 
     def __init__(self, data=None, recipe=None, *, image_size=25, target=None, task="auto", cache=None, test_split=0.2,
-                 limit=None, out="model.safetensors", onnx_out="model.onnx", tick=0.04, log=None):
+                 limit=None, class_weight=None, out="model.safetensors", onnx_out="model.onnx", tick=0.04, log=None):
         log = log or (lambda _line: None)
         self.recipe = recipe if recipe is not None else (DEMO if data is None else DATA_DEFAULTS)
         self.sources = [str(s) for s in ([data] if isinstance(data, (str, os.PathLike)) else list(data or []))
@@ -128,6 +130,11 @@ class Explorer:
         self.gate = StepGate(self._publish, self._flush, tick=tick)
         self.net = self._build(self.seed)
         self.fit_kw = self._fit_options()
+        if class_weight is not None:
+            if self.regression:
+                raise ConfigError("class weights apply to classification only", expected="class labels",
+                                  got=f"a regression target ({ds.target!r})", fix="drop --class-weight")
+            self.fit_kw["class_weight"] = class_weight
         if not hasattr(self.fit_kw["optimizer"], "step"):
             raise ConfigError("dialnet explore steps through mini-batches, one optimizer step at a time",
                               expected="a step-wise optimizer (adam, adamw, rmsprop, sgd)",
