@@ -17,6 +17,8 @@ import sys
 import numpy as np
 import pytest
 
+from dialnet import workflow
+
 VARIETIES = ("Kama", "Rosa", "Canadian")
 
 
@@ -130,7 +132,9 @@ def test_csv_train_predict_evaluate_with_string_labels(tmp_path):
     csv = seeds_like_csv(tmp_path / "wheat.csv", labels=VARIETIES)
     out = ok(dialnet("train", "wheat.csv", "--no-progress", "--out", "wheat.safetensors", cwd=tmp_path))
     assert "168 training / 42 test samples, 7 inputs (from 7 columns), 3 classes" in out
-    assert "Network 7-64-64-3 (relu hidden, softmax output)" in out and "target certainty" not in out  # DATA defaults
+    hidden = "-".join(map(str, workflow.DATA_DEFAULTS.hidden))
+    assert f"Network 7-{hidden}-3 (relu hidden, softmax output)" in out and "target certainty" not in out  # DATA defaults
+    assert "3 classes in label column 'variety' (Canadian 70, Kama 70, Rosa 70)" in out
     assert _percent(out, "Test accuracy") > 85.0
     rows = pathlib.Path(csv).read_text(encoding="utf-8").splitlines()
     (tmp_path / "two.csv").write_text("\n".join(rows[:3]) + "\n")  # header + 2 rows, label column included

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dialnet import data as datasets
+from dialnet import workflow
 from dialnet.data import preprocessing
 from dialnet.cli import main
 from dialnet.data import tabular
@@ -206,6 +207,7 @@ def test_data_defaults_differ_from_the_demo(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _regression_csv(tmp_path / "h.csv", n=60)
     out = _run(capsys, "train", "h.csv", "--epochs", "2", "--no-progress")
-    assert "Network 6-64-64-1 (relu hidden, identity output)" in out and "adam lr 0.001" in out
+    hidden = "-".join(map(str, workflow.DATA_DEFAULTS.hidden))
+    assert f"Network 6-{hidden}-1 (relu hidden, identity output)" in out and "L-BFGS" in out  # 60 rows: small data
     assert "target certainty" not in out
     assert train.DEMO["layers"] == "20,20" and train.DEMO["activation"] == "sigmoid" and train.DEMO["target_certainty"] == "0.9"

@@ -65,9 +65,14 @@ def test_recipe_presets_and_auto_epochs():
     assert workflow.DEMO.hidden == (20, 20) and workflow.DEMO.target_certainty == 0.9
     assert workflow.CLASSIC.output_for("classification") == "sigmoid"
     assert workflow.CLASSIC.output_for("regression") == "identity" and workflow.CLASSIC.loss_for("regression") == "mse"
-    kw = workflow.DATA_DEFAULTS.fit_options(200, "classification")
+    from dialnet.workflow import recipe
+
+    kw = workflow.DATA_DEFAULTS.fit_options(200, "classification")  # small data: L-BFGS on every row
+    assert getattr(kw["optimizer"], "name", kw["optimizer"]) == "lbfgs" and kw["epochs"] == recipe.LBFGS_ITERATIONS and kw["validation_split"] is None
+    kw = workflow.Recipe(optimizer="adam").fit_options(200, "classification")
     assert kw["epochs"] == 3334 and kw["early_stopping"] == 334  # 6 steps an epoch: at least 20,000 / 2,000 steps
-    assert workflow.DATA_DEFAULTS.fit_options(100_000, "classification")["epochs"] == 100
+    big = workflow.DATA_DEFAULTS.fit_options(100_000, "classification")
+    assert big["epochs"] == 100 and big["optimizer"].name == "adam"
     assert workflow.Recipe(lr_schedule="none").lr_schedule is None and workflow.Recipe(optimizer="SGD").learning_rate == 0.1
     with pytest.raises(ConfigError, match="unknown optimizer"):
         workflow.Recipe(optimizer="adagrad")
