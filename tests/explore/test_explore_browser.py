@@ -7,6 +7,7 @@ nothing is timed. Screenshots go under the test's tmp dir.
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -99,6 +100,28 @@ def test_one_step_from_the_page_moves_the_counter_by_one(page, client):
     page.click("#step")
     wait_until(page, "document.querySelector('#state-step').textContent === '2'")
     assert client.state()["step"] == 2
+    page.keyboard.press("s")  # the key for one step
+    wait_until(page, "document.querySelector('#state-step').textContent === '3'")
+    assert client.state()["step"] == 3
+    # live tooltips: point at a hidden unit, then at a dial
+    canvas = page.locator("#network")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    unit = page.evaluate("() => window.dialnetExplore.app.geometry.units.find((u) => u.column === 1)")
+    page.mouse.move(box["x"] + unit["x"], box["y"] + unit["y"])
+    wait_until(page, "!document.querySelector('#tooltip').hidden")
+    assert page.locator("#tooltip").inner_text().startswith(f"layer 1 unit {unit['j']}: bias")
+    edge = page.evaluate("() => window.dialnetExplore.app.geometry.edges.find((e) => e.layer === 1)")
+    page.mouse.move(box["x"] + (edge["x1"] + edge["x2"]) / 2, box["y"] + (edge["y1"] + edge["y2"]) / 2)
+    wait_until(page, "document.querySelector('#tooltip').textContent.startsWith('dial ')")
+    text = page.locator("#tooltip").inner_text()
+    # the dial nearest the pointer (lines cross, so maybe not `edge`): its weight, as the paused network holds it
+    match = re.match(r"dial unit (\d+) → unit (\d+) \(layer 2\): w (\S+), dL/dw (\S+) ", text)
+    assert match, text
+    i, j, w, dw = int(match[1]), int(match[2]), float(match[3]), float(match[4])
+    dense = client.server.explorer.net.dense_layers[1]
+    assert w == pytest.approx(float(dense.weights[i, j]), rel=5e-3)
+    assert dw == pytest.approx(float(dense.grad_weights[i, j]), rel=5e-2, abs=1e-12)
     assert page.problems == []
 
 

@@ -3,7 +3,7 @@
 
 import { getFloats, getJSON, openEvents, postJSON } from "./api.js";
 import { DrawPad } from "./draw.js";
-import { drawNetwork, drawUnits, topDials } from "./network.js";
+import { describeAt, drawNetwork, drawUnits, topDials } from "./network.js";
 import { COLORS, barList, cssColor, drawImage, fit, lineChart, maxAbs } from "./plots.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,7 +19,7 @@ const app = {
   evaluation: null, evaluating: false, lastEval: 0,
   selected: null, drawing: null, trace: null, tracing: false, lastTrace: 0,
   inputImage: document.createElement("canvas"),
-  drawQueued: false, lastCharts: 0, lastSnapshot: 0, snapshotTimer: null,
+  drawQueued: false, lastCharts: 0, lastSnapshot: 0, snapshotTimer: null, geometry: null, pointer: null,
 };
 // counters the tests and the benchmark read: ticks, snapshots, evaluations, traces received since the page loaded
 const stats = { ticks: 0, snapshots: 0, evaluations: 0, traces: 0, lossPoints: 0, since: performance.now() };
@@ -58,6 +58,8 @@ async function start() {
   }
   setupControls();
   setupUnits();
+  setupTooltips();
+  setupKeys();
   if (app.info.data.kind === "image") {
     app.pad = new DrawPad($("drawpad"), app.info.data.image_size, (pixels) => {
       app.drawing = pixels;
@@ -233,7 +235,9 @@ async function fetchSnapshot() {
 
 function drawDials() {
   if (!app.snapshot) return;
-  drawNetwork($("network"), app.info, app.snapshot, { trace: app.trace, rankBy: $("rank-by").value, inputImage: app.trace ? app.inputImage : null });
+  app.geometry = drawNetwork($("network"), app.info, app.snapshot,
+    { trace: app.trace, rankBy: $("rank-by").value, inputImage: app.trace ? app.inputImage : null });
+  showTooltip();
   drawUnits($("units"), app.info, app.snapshot, Number($("unit-layer").value));
   const rows = topDials(app.snapshot, app.info.network.layout, 10).map((d) => {
     const li = document.createElement("li");
@@ -469,6 +473,38 @@ function setupControls() {
   $("clear-drawing").addEventListener("click", () => { if (app.pad) app.pad.clear(); });
   $("rank-by").addEventListener("change", drawDials);
   window.addEventListener("resize", () => { queueDraw(); drawDials(); });
+}
+
+// Live tooltips on the network: the dial or unit under the pointer, updated as the snapshots arrive.
+function showTooltip() {
+  const tip = $("tooltip");
+  const text = app.pointer && app.snapshot
+    ? describeAt(app.geometry, app.snapshot, app.info.network.layout, app.info, app.pointer.x, app.pointer.y) : null;
+  tip.hidden = !text;
+  if (!text) return;
+  tip.textContent = text;
+  tip.style.left = `${app.pointer.pageX + 12}px`;
+  tip.style.top = `${app.pointer.pageY + 12}px`;
+}
+
+function setupTooltips() {
+  const canvas = $("network");
+  canvas.addEventListener("pointermove", (e) => {
+    const r = canvas.getBoundingClientRect();
+    app.pointer = { x: e.clientX - r.left, y: e.clientY - r.top, pageX: e.pageX, pageY: e.pageY };
+    showTooltip();
+  });
+  canvas.addEventListener("pointerleave", () => { app.pointer = null; showTooltip(); });
+}
+
+// Space: play / pause; "s" or ".": one step; "e": one epoch (not while typing in a field).
+function setupKeys() {
+  document.addEventListener("keydown", (e) => {
+    if (e.target.closest("input, select, textarea") || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === " ") { e.preventDefault(); control({ action: app.state && app.state.running ? "pause" : "play" }); }
+    else if (e.key === "s" || e.key === ".") control({ action: "step" });
+    else if (e.key === "e") control({ action: "epoch" });
+  });
 }
 
 function setupUnits() {

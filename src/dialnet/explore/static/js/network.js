@@ -63,6 +63,7 @@ export function drawNetwork(canvas, info, snapshot, { trace = null, rankBy = "gr
   const colX = (c) => padX + (w - 2 * padX) * c / (columns.length - 1);
   const unitY = (col, r) => padY + (h - 2 * padY) * (col.units.length === 1 ? 0.5 : r / (col.units.length - 1));
   const imgSize = Math.min(120, (h - 2 * padY) * 0.8);
+  const geometry = { edges: [], units: [] }; // for the tooltips: every dial and unit drawn, where it is
   // dials: one line per shown pair, width and colour by the weight, dashed when its gradient is large
   views.forEach((view, k) => {
     const from = columns[k], to = columns[k + 1];
@@ -75,6 +76,7 @@ export function drawNetwork(canvas, info, snapshot, { trace = null, rankBy = "gr
       ctx.lineWidth = 0.5 + 3 * Math.abs(wv) / m;
       ctx.setLineDash(Math.abs(view.dW[i * view.n_out + j]) / mg > 0.5 ? [4, 3] : []);
       ctx.beginPath(); ctx.moveTo(colX(k), unitY(from, r)); ctx.lineTo(colX(k + 1), unitY(to, s)); ctx.stroke();
+      geometry.edges.push({ x1: colX(k), y1: unitY(from, r), x2: colX(k + 1), y2: unitY(to, s), layer: k, i, j });
     }
     if (from.image) {
       ctx.globalAlpha = 0.15; ctx.strokeStyle = "#718096"; ctx.lineWidth = 0.6; ctx.setLineDash([]);
@@ -101,6 +103,7 @@ export function drawNetwork(canvas, info, snapshot, { trace = null, rankBy = "gr
     col.units.forEach((j, r) => {
       const x = colX(c), y = unitY(col, r);
       const a = layerTrace ? layerTrace.a[j] : inputs ? inputs[j] : null;
+      geometry.units.push({ x, y, column: c, j, a, delta: layerTrace ? layerTrace.delta[j] : null });
       ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI);
       const shade = a === null ? 230 : Math.round(255 * (1 - Math.max(0, Math.min(1, Math.abs(a)))));
       ctx.fillStyle = `rgb(${shade},${shade},${shade})`;
@@ -123,7 +126,37 @@ export function drawNetwork(canvas, info, snapshot, { trace = null, rankBy = "gr
       ctx.fillText(more, colX(c) - ctx.measureText(more).width / 2, h - 8);
     }
   });
-  return columns.map((c) => c.units.length);
+  return geometry;
+}
+
+// What is under the pointer on the network drawing: a unit (its bias, activation and delta) or a dial (its weight and
+// gradient), as one line of text; null when nothing is near.
+export function describeAt(geometry, snapshot, layout, info, x, y) {
+  if (!geometry) return null;
+  for (const u of geometry.units) {
+    if ((u.x - x) ** 2 + (u.y - y) ** 2 > 100) continue;
+    if (u.column === 0) return `input ${u.j}${u.a !== null ? `: value ${u.a.toPrecision(3)}` : ""}`;
+    const view = layerViews(snapshot, layout, u.column - 1);
+    const g = layout.grads;
+    const bias = view.b[u.j], dbias = snapshot[g + view.biases + u.j];
+    return `layer ${u.column} unit ${u.j}: bias ${bias.toPrecision(3)}, dL/db ${dbias.toPrecision(2)}` +
+      (u.a !== null ? `; this sample: a ${u.a.toPrecision(3)}, delta ${u.delta.toPrecision(2)}` : "");
+  }
+  let best = null, bestD = 16;
+  for (const e of geometry.edges) {
+    const dx = e.x2 - e.x1, dy = e.y2 - e.y1;
+    const t = Math.max(0, Math.min(1, ((x - e.x1) * dx + (y - e.y1) * dy) / (dx * dx + dy * dy || 1)));
+    const d = (e.x1 + t * dx - x) ** 2 + (e.y1 + t * dy - y) ** 2;
+    if (d < bestD) { bestD = d; best = e; }
+  }
+  if (!best) return null;
+  const view = layerViews(snapshot, layout, best.layer);
+  const w = view.W[best.i * view.n_out + best.j], dw = view.dW[best.i * view.n_out + best.j];
+  const names = info.data.class_names;
+  const to = best.layer === layout.layers.length - 1 && names.length ? names[best.j] : `unit ${best.j}`;
+  const from = best.layer === 0 ? (info.data.feature_names ? info.data.feature_names[best.i] || `input ${best.i}` : `input ${best.i}`) : `unit ${best.i}`;
+  return `dial ${from} → ${to} (layer ${best.layer + 1}): w ${w.toPrecision(3)}, dL/dw ${dw.toPrecision(2)} ` +
+    `(gradient descent turns it ${dw > 0 ? "down" : dw < 0 ? "up" : "nowhere"})`;
 }
 
 // Each unit of layer k: its incoming weights (an image for the first layer of image data, else bars) and their
