@@ -156,8 +156,8 @@ def run(args):
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"Note: listening on {args.host}: anyone who can reach this machine and has the URL can train and "
                   "save from it", flush=True)
-        print(f"dialnet explore: {server.url}", flush=True)
-        print("  (Ctrl-C stops it)", flush=True)
+        print(server.url, flush=True)
+        print(f"  the page is at the URL above{'' if args.no_open else ' (opening a browser)'}; Ctrl-C stops it", flush=True)
         if not args.no_open:
             import webbrowser  # noqa: PLC0415
 
