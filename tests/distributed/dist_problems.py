@@ -71,7 +71,15 @@ def regression64():
     return net, (X, y), dict(optimizer=dn.SGD(lr=0.05), epochs=2, batch_size=20, seed=10)
 
 
-PROBLEMS = {f.__name__: f for f in (sgd64, adam64, adam32, tiny_batches, weighted64, regression64)}
+def decisions64():
+    """Stopping rules, a schedule and class weights: every decision taken on reduced numbers."""
+    X, y = _data(240, seed=13)
+    net = dn.mlp([6, 12, 3], activation="tanh", dtype="float64", seed=14)
+    return net, (X, y), dict(optimizer=dn.Adam(lr=0.05), epochs=12, batch_size=16, seed=15, validation_split=0.25,
+                             early_stopping=2, lr_schedule="plateau", class_weight="balanced", target_certainty=0.9)
+
+
+PROBLEMS = {f.__name__: f for f in (sgd64, adam64, adam32, tiny_batches, weighted64, regression64, decisions64)}
 
 
 class StopAt(dn.Callback):
