@@ -22,7 +22,7 @@ from dist_problems import PROBLEMS, table_cells, write_files
 from mpi_jobs import WORKER
 
 RANKS = 2
-SCENARIOS = [*PROBLEMS, "sharded64", "files", "writers", "resume", "sigterm", "shards", "stats", "mismatch_option",
+SCENARIOS = [*PROBLEMS, "sharded64", "diverge", "files", "writers", "resume", "sigterm", "shards", "stats", "mismatch_option",
              "mismatch_data", "refusals"]
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}
 
@@ -88,6 +88,14 @@ def test_only_rank_0_writes_checkpoints(job):
     assert state["finished"]
     got, _ = result(job, "files", 0)
     assert all(np.array_equal(a, b) for a, b in zip(stored.parameters(), got))
+
+
+def test_a_diverging_run_is_replayed_and_retried_alike_on_every_rank(job):
+    (p0, m0), (p1, m1) = result(job, "diverge", 0), result(job, "diverge", 1)
+    assert m0["divergences"] and m0["divergences"] == m1["divergences"]
+    assert "halved the learning rate" in m0["divergences"][0]
+    assert m0["history"] == m1["history"] and m0["stop_reason"] == m1["stop_reason"]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(p0, p1))
 
 
 def test_callbacks_that_write_files_write_on_rank_0_only(job):

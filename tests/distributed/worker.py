@@ -27,6 +27,7 @@ def save(outdir, name, rank, net=None, history=None, error=None, **extra):
     if history is not None:
         meta["history"] = history.history
         meta["stop_reason"] = history.stop_reason
+        meta["divergences"] = [d["action"] for d in history.divergences]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     np.savez(os.path.join(outdir, f"{name}.rank{rank}.npz"), **arrays)
 
@@ -54,6 +55,13 @@ def run(outdir, name, rank, size):
         history = net.fit(*data, **kwargs, checkpoint="run.ckpt.safetensors", checkpoint_every=4, distributed=True)
         save(outdir, name, rank, net, history)
         os.chdir(outdir)
+    elif name == "diverge":  # a run that diverges: the guard replays, halves and retries on every rank alike
+        _, (X, _), _ = PROBLEMS["sgd64"]()
+        y = np.stack([X[:, 0] - X[:, 1], X[:, 2]], axis=1)
+        net = dn.mlp([6, 12, 2], activation="relu", output="linear", dtype="float64", seed=9)
+        history = net.fit(X * 10, y, optimizer=dn.SGD(lr=1.0), on_divergence="halve", epochs=2, batch_size=20, seed=10,
+                          distributed=True)
+        save(outdir, name, rank, net, history)
     elif name == "writers":  # callbacks that write files: rank 0's alone writes
         folder = os.path.join(outdir, f"writers.cwd{rank}")
         os.makedirs(folder)
