@@ -36,9 +36,9 @@ def describe(value, depth=0) -> str:
     """A value as a string that is equal on two ranks exactly when the values mean the same thing.
 
     Numbers, strings and containers by value; arrays by shape, dtype and
-    digest; an optimizer or schedule by its ``config()``; other objects by
-    their type and public plain attributes (never by ``id``, which differs
-    from process to process).
+    digest; an optimizer by its ``config()``; other objects by their type
+    and public whole-number, text and flag attributes (never by ``id`` or a
+    float such as a start time, which differ from process to process).
     """
     if isinstance(value, _PLAIN):
         return repr(value)
@@ -61,7 +61,9 @@ def describe(value, depth=0) -> str:
             pass
     if depth > 1 or not hasattr(value, "__dict__"):
         return name
-    fields = {k: v for k, v in vars(value).items() if not k.startswith("_") and isinstance(v, _PLAIN + (np.generic,))}
+    # settings only (whole numbers, text, flags): a float attribute may be a start time, which differs by rank
+    fields = {k: v for k, v in vars(value).items()
+              if not k.startswith("_") and isinstance(v, (bool, int, str, type(None), np.integer))}
     return f"{name}({describe(fields, depth + 1)})"
 
 
