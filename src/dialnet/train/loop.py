@@ -244,7 +244,9 @@ def fit(
 
     dist = data_parallel.start(distributed, net, optimizer)
     if dist is not None:
-        seed, verbose = dist.agree_seed(seed), (verbose if dist.is_root else 0)
+        # rank 0 alone reports, one line per epoch: under mpirun a rank's output is a pseudo-terminal even when the
+        # job's output goes to a log file, where a live bar would leave escape codes
+        seed, verbose = dist.agree_seed(seed), (min(2 * verbose, 2) if dist.is_root else 0)
     state = arrays = None
     if resume is not None:
         stored, state, arrays = ckpt.load(resume) if dist is None else dist.load_checkpoint(resume, ckpt.load)
