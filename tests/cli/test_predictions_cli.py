@@ -112,7 +112,7 @@ def test_a_dropped_id_column_is_not_needed_at_predict_time(tmp_path, capsys):
     capsys.readouterr()
     outputs = []
     for inputs in (["0.5,-0.2", "-1.0,0.3"], ["7,0.5,-0.2", "8,-1.0,0.3"], [str(tmp_path / "new.csv")], [str(tmp_path / "with_id.csv")]):
-        assert main(["predict", model, "--format", "json", "--", *inputs]) == 0  # "--": a row may start with "-"
+        assert main(["predict", model, "--format", "json", *inputs]) == 0  # "-1.0,0.3" is a row, not an option
         outputs.append([json.loads(line)["certainty"] for line in capsys.readouterr().out.splitlines()])
     assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
 

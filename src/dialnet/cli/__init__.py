@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from ._shared import EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED  # noqa: F401  (it imports only the standard library)
@@ -47,7 +48,15 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its errors sent through the one error path of :func:`main` (one line, a hint, exit 2)."""
+    """argparse, with its errors sent through the one error path of :func:`main` (one line, a hint, exit 2).
+
+    A row of numbers that starts with a minus (``dialnet predict m "-1.5,2,0.3"``)
+    is a value, not an unknown option, as a lone negative number already is.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+|\d*\.\d+)([eE][-+]?\d+)?([,;\s].*)?$")
 
     def error(self, message):
         raise UsageError(message, self.prog)
