@@ -292,6 +292,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Accel-Buffering", "no")
         self.end_headers()
         self.close_connection = True
+        if self.command == "HEAD":
+            return
         since, epochs_since, run = _int(query, "since"), _int(query, "epochs_since"), None
         last_key, last_sent = None, 0.0
         while not closing.is_set():
