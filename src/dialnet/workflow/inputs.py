@@ -138,8 +138,13 @@ def model_data(net, source, split=None, *, target=None, image_size=None, limit=N
     source : str or list of str
         What :func:`dialnet.data.load` reads, or an ``.npz`` file with arrays ``X`` and ``y``.
     split : {None, "test", "train", "all"}
-        None: the test split when the data have one, else all rows.
-        "test" insists on a test split; "train" is the training rows.
+        None: the test split when the data have one, else all rows (a note
+        says that the training rows are included). "test" is the data's
+        test split or, for data the training run split itself (a CSV, an
+        image folder), exactly the rows it held out: the seed, fraction,
+        ``limit`` and a digest of the rows stored in the model at training
+        time find them again, and a file whose rows differ is refused.
+        "train" is the training rows, likewise.
     target : str or int, optional
         The CSV's label column (default: the one the model was trained with, else the last).
     image_size : int, optional
