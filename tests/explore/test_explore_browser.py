@@ -71,8 +71,10 @@ def test_page_loads_trains_and_pauses(page, client, tmp_path):
     page.screenshot(path=str(tmp_path / "1-loaded.png"), full_page=True)
     assert page.locator("#state-step").inner_text() == "0"
     assert page.locator("#grid .sample").count() > 0
-    assert page.locator("#units .unit").count() > 0
+    page.locator("#units-panel").scroll_into_view_if_needed()  # drawn when it comes into view
+    wait_until(page, "document.querySelectorAll('#units .unit').length === 20")  # every unit of the 20-unit layer
     assert page.locator("#confusion table").count() == 1
+    page.locator("#loss-chart").scroll_into_view_if_needed()  # panels out of sight are not redrawn
     page.click("#play")
     wait_until(page, "Number(document.querySelector('#loss-chart').dataset.points || 0) > 3")
     first = int(page.locator("#loss-chart").get_attribute("data-points"))

@@ -60,6 +60,7 @@ async function start() {
   setupUnits();
   setupTooltips();
   setupKeys();
+  watchVisibility();
   if (app.info.data.kind === "image") {
     app.pad = new DrawPad($("drawpad"), app.info.data.image_size, (pixels) => {
       app.drawing = pixels;
@@ -233,12 +234,29 @@ async function fetchSnapshot() {
   if (app.state && app.state.snapshot !== app.snapshotVersion) setTimeout(fetchSnapshot, 0);
 }
 
+// Panels scrolled out of sight are not redrawn (the browser's time is the machine's time too); they are drawn again
+// the moment they come back into view.
+const visible = new Set();
+function watchVisibility() {
+  const observer = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) visible.add(entry.target.id); else visible.delete(entry.target.id);
+    }
+    drawDials();
+    queueDraw();
+  });
+  for (const id of ["network", "units", "top-dials", "loss-chart", "acc-chart"]) observer.observe($(id));
+}
+
 function drawDials() {
   if (!app.snapshot) return;
-  app.geometry = drawNetwork($("network"), app.info, app.snapshot,
-    { trace: app.trace, rankBy: $("rank-by").value, inputImage: app.trace ? app.inputImage : null });
-  showTooltip();
-  drawUnits($("units"), app.info, app.snapshot, Number($("unit-layer").value));
+  if (visible.has("network")) {
+    app.geometry = drawNetwork($("network"), app.info, app.snapshot,
+      { trace: app.trace, rankBy: $("rank-by").value, inputImage: app.trace ? app.inputImage : null });
+    showTooltip();
+  }
+  if (visible.has("units")) drawUnits($("units"), app.info, app.snapshot, Number($("unit-layer").value));
+  if (!visible.has("top-dials")) return;
   const rows = topDials(app.snapshot, app.info.network.layout, 10).map((d) => {
     const li = document.createElement("li");
     const side = d.layer === 1 && app.info.data.kind === "image" ? app.info.data.image_size : 0;
@@ -346,6 +364,7 @@ function renderNorms(layers, flags) {
 // ------------------------------------------------------------------ charts
 
 function drawCharts() {
+  if (!visible.has("loss-chart") && !visible.has("acc-chart")) return;
   const train = app.points.map(([step, loss]) => [step, loss]);
   const epochs = app.epochs;
   const n = lineChart($("loss-chart"), [
