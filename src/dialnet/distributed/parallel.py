@@ -14,8 +14,10 @@ The fit loop (:mod:`dialnet.train.loop`) keeps its shape; where a
 - **one step** (:meth:`DataParallel.step`): backprop on the local rows,
   the gradient scaled by ``local rows / global rows`` (weights with
   ``sample_weight``), one ``Allreduce`` (SUM) of the single flat gradient
-  array and one of the batch's loss: every rank then holds the gradient of
-  the global batch's mean loss and applies the identical update;
+  array and one of the batch's loss (with the signals any rank caught):
+  every rank then holds the gradient of the global batch's mean loss and
+  applies the identical update (the replicas' digests are compared after
+  every epoch);
 - **reduced values** for every decision: the loss is reduced every step
   (the divergence guard), the running accuracy and certainty are exact
   integer sums reduced at the end of an epoch, sharded validation data is
