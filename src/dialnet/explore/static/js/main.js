@@ -7,7 +7,8 @@ import { describeAt, drawNetwork, drawUnits, topDials } from "./network.js";
 import { COLORS, barList, cssColor, drawImage, fit, lineChart, maxAbs } from "./plots.js";
 
 const $ = (id) => document.getElementById(id);
-const EVAL_EVERY_MS = 1000; // test predictions, confusion matrix, doctor flags
+const EVAL_EVERY_MS = 1000; // test predictions, confusion matrix, doctor flags ...
+const EVAL_RUNNING_MS = 2000; // ... every 2 s while training runs: it takes the server's time, which is training's
 const SNAPSHOT_EVERY_MS = 100; // dials and gradients: at most 10 a second, drawn as they come
 const CHARTS_EVERY_MS = 200; // the curves are redrawn at most 5 times a second
 const TRACE_EVERY_MS = 400; // the selected sample (or the drawing) traced again as the dials turn
@@ -175,7 +176,7 @@ function onTick({ state, curves }) {
   app.state = state;
   renderState();
   if (state.snapshot !== app.snapshotVersion) fetchSnapshot();
-  if (performance.now() - app.lastEval > EVAL_EVERY_MS) fetchEvaluation();
+  if (performance.now() - app.lastEval > (state.running ? EVAL_RUNNING_MS : EVAL_EVERY_MS)) fetchEvaluation();
   queueDraw();
 }
 
