@@ -284,3 +284,25 @@ def test_summary_is_its_text_and_renders_as_a_table():
     html = s._repr_html_()
     assert html.count("<tr>") == 5 and "<td>Dense 4-&gt;8</td>" in html and "67 parameters" in html
     assert pickle.loads(pickle.dumps(s)) == s
+
+
+def test_keras_arguments_verbose_mode_and_cooldown(tmp_path, capsys):
+    class FakeOptimizer:  # only the lr a schedule turns
+        lr = initial_lr = 1.0
+
+    plateau = dn.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=0, cooldown=2, verbose=1, min_lr=0.0)
+    plateau.attach(FakeOptimizer())
+    lrs = []
+    for epoch, acc in enumerate([0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]):  # higher is better (mode auto): 0.6 stalls
+        plateau.on_epoch_end(epoch, {"val_accuracy": acc, "loss": 1.0})
+        lrs.append(plateau.optimizer.lr)
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.125]  # as Keras counts: the cooldown runs out on the 2nd epoch after a cut
+    assert "Epoch 3: ReduceLROnPlateau reducing the learning rate to 0.5" in capsys.readouterr().out
+    X, y = _data()
+    net = dn.mlp([4, 8, 3], seed=0)
+    net.fit(X, y, epochs=3, callbacks=[ModelCheckpoint(tmp_path / "m.safetensors", monitor="loss", verbose=1),
+                                       LearningRateScheduler(lambda e, lr: lr, verbose=1),
+                                       dn.EarlyStopping(monitor="loss", patience=0, min_delta=100, verbose=1)])
+    out = capsys.readouterr().out
+    assert "Epoch 1: loss" in out and "saved the model to" in out and "LearningRateScheduler setting" in out
+    assert "Epoch 2: early stopping: loss has not improved" in out

@@ -171,13 +171,15 @@ class EarlyStopping(Callback):
     mode : {"auto", "min", "max"}
         Whether lower ("min") or higher ("max") is better; "auto" is "max"
         for accuracy, certainty and score and "min" otherwise, as in Keras.
+    verbose : int
+        1 prints a line when training stops (as Keras does).
 
     The rule is in two small methods a subclass may change:
     :meth:`resets_patience` (does this value count as an improvement) and
     :meth:`is_new_best` (does it become the best, whose weights are kept).
     """
 
-    def __init__(self, patience=10, monitor="val_loss", min_delta=0.0, restore_best_weights=True, mode="auto"):
+    def __init__(self, patience=10, monitor="val_loss", min_delta=0.0, restore_best_weights=True, mode="auto", verbose=0):
         if isinstance(patience, bool) or not (patience == math.inf or _is_whole(patience)) or patience < 0:
             raise InvalidValueError(
                 "early-stopping patience must be a whole number >= 0",
@@ -191,6 +193,7 @@ class EarlyStopping(Callback):
         self.restore_best_weights = bool(restore_best_weights)
         self.mode = mode
         self.sign = _sign(mode, monitor)  # values are multiplied by it: lower is always better inside
+        self.verbose = verbose
         self.reason = None
 
     def on_train_begin(self, net, history):
@@ -222,6 +225,8 @@ class EarlyStopping(Callback):
                 self.best_weights = net.copy_weights()
         if self.wait > self.patience:
             self.reason = self.stop_message(what)
+            if getattr(self, "verbose", 0):
+                print(f"Epoch {epoch + 1}: {self.reason}")
             return True
         return False
 
@@ -294,9 +299,11 @@ class ModelCheckpoint(Callback):
         As in :class:`EarlyStopping`.
     save_best_only : bool
         Only when ``monitor`` improved (default); False saves every epoch.
+    verbose : int
+        1 prints a line for every save (as Keras does).
     """
 
-    def __init__(self, path, monitor="val_loss", mode="auto", save_best_only=True):
+    def __init__(self, path, monitor="val_loss", mode="auto", save_best_only=True, verbose=0):
         if not isinstance(path, (str, os.PathLike)) or not str(path):
             raise InvalidValueError("ModelCheckpoint needs a file path", expected="a path such as 'best.safetensors'",
                                     got=type_name(path), fix="pass ModelCheckpoint('best.safetensors')")
@@ -305,6 +312,7 @@ class ModelCheckpoint(Callback):
         self.mode = mode
         self.sign = _sign(mode, monitor)
         self.save_best_only = bool(save_best_only)
+        self.verbose = verbose
         self.saved = []
 
     def on_train_begin(self, net, history):
@@ -321,6 +329,8 @@ class ModelCheckpoint(Callback):
         path = self.path.replace("{epoch}", str(epoch + 1))
         modelfile.save(net, path)
         self.saved.append(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: {key} {logs[key]:.4f}, saved the model to {path}")
         return False
 
     def checkpoint_state(self):
@@ -372,7 +382,8 @@ class CSVLogger(Callback):
 class LearningRateScheduler(Callback):
     """Set the learning rate before every epoch to ``schedule(epoch, lr)`` (epoch counted from 0), as in Keras."""
 
-    def __init__(self, schedule):
+    def __init__(self, schedule, verbose=0):
+        self.verbose = verbose
         if not callable(schedule):
             raise InvalidValueError("LearningRateScheduler needs a function", expected="schedule(epoch, lr) -> new lr",
                                     got=type_name(schedule), fix="e.g. LearningRateScheduler(lambda e, lr: lr * 0.95)")
@@ -390,6 +401,8 @@ class LearningRateScheduler(Callback):
                                     expected="a finite number > 0", got=repr(lr),
                                     fix="make schedule(epoch, lr) return a positive number")
         opt.lr = float(lr)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting the learning rate to {opt.lr:g}")
 
     def on_train_begin(self, net, history):
         self._apply(len(history.epochs))

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..errors import check_number, lookup
+from ..errors import ConfigError, check_number, lookup
 
 
 class Schedule:
@@ -71,35 +71,64 @@ class CosineLR(Schedule):
 
 
 class ReduceLROnPlateau(Schedule):
-    """Multiply lr by ``factor`` when ``monitor`` has not improved for ``patience`` epochs."""
+    """Multiply lr by ``factor`` when ``monitor`` has not improved for ``patience`` epochs.
 
-    def __init__(self, monitor="val_loss", factor=0.5, patience=5, min_lr=1e-6, min_delta=1e-4):
+    Keras' arguments too: ``mode`` ("auto": higher is better for accuracy,
+    certainty and score, lower otherwise; "min"; "max"), ``cooldown``
+    (epochs to wait after a reduction before counting again) and
+    ``verbose`` (1 prints each reduction). It may be given as ``lr_schedule``
+    or in fit's ``callbacks`` list.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.5, patience=5, min_lr=1e-6, min_delta=1e-4, mode="auto", cooldown=0,
+                 verbose=0):
         super().__init__()
         self.monitor = monitor
         self.factor = check_number("factor", factor, low_open=True, high=1.0)
         self.patience = int(check_number("patience", patience))
         self.min_lr = check_number("min_lr", min_lr)
         self.min_delta = check_number("min_delta", min_delta)
+        if mode not in ("auto", "min", "max"):
+            raise ConfigError(f"unknown mode {mode!r}", expected="'auto', 'min' or 'max'", got=repr(mode),
+                              fix="use mode='max' for a metric where higher is better, or leave mode out")
+        higher = mode == "max" or (mode == "auto" and any(w in str(monitor) for w in ("acc", "certainty", "score", "auc", "r2")))
+        self.sign = -1.0 if higher else 1.0
+        self.mode = mode
+        self.cooldown = int(check_number("cooldown", cooldown))
+        self.verbose = verbose
         self.best = np.inf
         self.wait = 0
+        self.cooling = 0
 
     def on_epoch_end(self, epoch, logs):
-        value = logs.get(self.monitor, logs.get("loss"))
+        value = logs.get(self.monitor)
+        sign = self.sign
+        if value is None:
+            value, sign = logs.get("loss"), 1.0
         if value is None:
             return
+        value = sign * value
+        if self.cooling:
+            self.cooling -= 1
         if value < self.best - self.min_delta:
             self.best, self.wait = value, 0
             return
+        if self.cooling:
+            return
         self.wait += 1
         if self.wait > self.patience:
+            old = self.optimizer.lr
             self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
-            self.wait = 0
+            self.wait, self.cooling = 0, self.cooldown
+            if self.verbose and self.optimizer.lr < old:
+                print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing the learning rate to {self.optimizer.lr:g}")
 
     def state(self):
-        return {"best": float(self.best), "wait": self.wait}
+        return {"best": float(self.best), "wait": self.wait, "cooling": self.cooling}
 
     def load_state(self, state):
         self.best, self.wait = float(state["best"]), int(state["wait"])
+        self.cooling = int(state.get("cooling", 0))
 
 
 SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineLR, "plateau": ReduceLROnPlateau}
