@@ -46,8 +46,6 @@ def _env(threads):
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
-    if (os.cpu_count() or 1) <= 2:  # a small shared machine: a rank waiting in a collective gives its core back
-        env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     return env
 
 
