@@ -1,9 +1,14 @@
 """Export a trained model for other runtimes: ONNX, or a PyTorch state_dict.
 
-ONNX (opset 13 by default, dynamic batch axis, input "input", output
-"output", class names and preprocessing in the metadata) is checked by
-onnx.checker and, unless --no-verify, run in ONNX Runtime on 256 seeded
-random inputs and compared with dialnet. --state-dict writes the weights
+ONNX (opset 13 by default, dynamic batch axis) holds the whole pipeline of
+a model trained on a table or images: one input per raw column, named by
+its header (float32 numbers, NaN = missing; strings for text columns,
+empty = missing), imputation, one-hot, scaling and the network, with the
+label and the certainties per class (or the value) as outputs; an image
+model takes the raw pixels. The command prints what the inputs are. It is
+checked by onnx.checker and, unless --no-verify, run in ONNX Runtime on
+seeded inputs (raw rows with blanks and unseen categories for a table)
+and compared with dialnet. --state-dict writes the weights
 of the equivalent torch.nn.Sequential (keys 0.weight, 0.bias, 2.weight,
 ...) as a .safetensors file: safetensors.torch.load_file reads it, no
 pickle involved.
@@ -44,7 +49,7 @@ def run(args):
     net = dn.load(args.model)
     n_params = f"{net.count_parameters():,} parameters, {net.dtype.name}"
     if args.onnx:
-        from ..files.onnx import DEFAULT_OPSET, to_onnx_model, verify_onnx, write_model  # noqa: PLC0415
+        from ..files.onnx import DEFAULT_OPSET, describe_inputs, to_onnx_model, verify_onnx, write_model  # noqa: PLC0415
 
         opset = DEFAULT_OPSET if args.opset is None else args.opset
         model = to_onnx_model(net, opset=opset)
@@ -63,7 +68,9 @@ def run(args):
         print(f"wrote {args.onnx} (ONNX opset {opset}, {n_params})")
         if check is not None:
             print(f"  onnxruntime matches dialnet: largest difference {check['max_abs_diff']:.2e} "
-                  f"on {check['n_samples']} random inputs")
+                  f"on {check['n_samples']} {check['inputs']}")
+        for line in describe_inputs(model).splitlines():
+            print(f"  {line}")
     if args.state_dict:
         from ..files.torch import save_torch_state_dict  # noqa: PLC0415
 

@@ -303,6 +303,7 @@ def verify_onnx(net, model, n_samples=256, seed=0):
             "max_abs_diff": float(np.max(np.abs(got_values.astype(np.float64) - want))) if want.size else 0.0,
             "max_abs_output": float(np.max(np.abs(want))) if want.size else 0.0,
             "n_samples": int(n_samples),
+            "inputs": "random pixel images" if PIXELS_NAME in feeds else "raw rows (with blank cells and unseen categories)",
         }
         if "label" in got:
             index = want.argmax(axis=1)
@@ -318,6 +319,7 @@ def verify_onnx(net, model, n_samples=256, seed=0):
         "max_abs_diff": float(np.max(np.abs(got.astype(np.float64) - want))),
         "max_abs_output": float(np.max(np.abs(want))),
         "n_samples": int(n_samples),
+        "inputs": "random inputs",
     }
 
 

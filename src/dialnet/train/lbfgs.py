@@ -8,7 +8,7 @@ computes the loss over all rows (the weighted mean with sample weights) plus
 L-BFGS iteration the fit loop's epoch end runs as after an epoch of
 mini-batches (history, validation metrics, callbacks, target certainty), so
 ``epochs`` counts iterations. Dropout is off (the objective must not change
-between evaluations). scipy is imported when L-BFGS runs (the ``lbfgs`` extra).
+between evaluations). scipy (a dependency) is imported when L-BFGS runs.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class _Stop(Exception):
 
 def run(trainer, display):
     """Train ``trainer.net`` by L-BFGS-B for at most ``trainer.epochs`` iterations; the trainer's epoch end runs after each."""
-    from scipy.optimize import minimize  # noqa: PLC0415  (the lbfgs extra, only when asked for)
+    from scipy.optimize import minimize  # noqa: PLC0415  (only when L-BFGS runs)
 
     opt, net, history = trainer.optimizer, trainer.net, trainer.history
     if trainer.schedule is not None:
@@ -177,7 +177,7 @@ def _small_blas(net, X):
     if work >= SMALL_WORK or backend.xp is not np:
         return contextlib.nullcontext()
     try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (comes with scikit-learn; optional)
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (a dependency)
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")

@@ -229,8 +229,9 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     log(prepared.describe())
     check_recipe_memory(recipe, Xtr.shape[1], 1 if regression else ds.n_classes)
     net = recipe.build_network(Xtr.shape[1], 1 if regression else ds.n_classes, ds.task)
-    # data-parallel steps are mini-batches: "auto" picks Adam, not full-batch L-BFGS, when there are several ranks
-    fit_kw = recipe.fit_options(len(Xtr), ds.task, stepwise=world(distributed) is not None)
+    # data-parallel steps and checkpoints are mini-batches: "auto" then picks Adam, not full-batch L-BFGS
+    stepwise = world(distributed) is not None or checkpoint is not None or resume is not None
+    fit_kw = recipe.fit_options(len(Xtr), ds.task, stepwise=stepwise)
     if class_weight is not None:
         fit_kw["class_weight"] = class_weight
     log(recipe.describe(net, fit_kw) + (f"; class weights {class_weight}" if isinstance(class_weight, str) else ""))
