@@ -28,14 +28,11 @@ from __future__ import annotations
 
 HELP = "train in the browser and watch every dial turn (a local page with a token)"
 
-# options that are Recipe fields of the same name (as for `dialnet train`)
-NAMED = ("activation", "output", "loss", "optimizer", "lr_schedule", "scale", "dtype")
-NUMBERS = ("lr", "batch_size", "epochs", "validation_split", "early_stopping", "l2", "dropout", "seed")
-
 
 def add_arguments(p):
-    p.add_argument("data", nargs="*", metavar="DATA",
-                   help="mnist-10k (default), mnist, fashion-mnist, a CSV file, an image folder, or IDX files")
+    from ._shared import add_recipe_arguments  # noqa: PLC0415
+
+    add_recipe_arguments(p)  # DATA and the network, training and data options of `dialnet train`
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; the token is still required)")
@@ -45,75 +42,13 @@ def add_arguments(p):
     g.add_argument("--out", default="model.safetensors",
                    help="where the page's 'save model' writes (default: model.safetensors; nothing is written unless asked)")
     g.add_argument("--onnx-out", default="model.onnx", help="where the page's 'export ONNX' writes (default: model.onnx)")
-    g = p.add_argument_group("network (as for dialnet train)")
-    g.add_argument("--layers", default=None, help="hidden layer widths, comma-separated (default: 64,64 with DATA, 20,20 without)")
-    g.add_argument("--activation", default=None, help="hidden activation: relu (default with DATA), sigmoid (without), tanh, ...")
-    g.add_argument("--output", default=None, help="output activation: softmax (classes), identity (regression) or sigmoid")
-    g.add_argument("--loss", default=None, help="cross_entropy, mse or binary_cross_entropy (default: the output's own)")
-    g.add_argument("--dropout", type=float, default=None, help="dropout rate after each hidden layer (default: 0)")
-    g.add_argument("--dtype", default=None, help="float32 (default) or float64")
-    g = p.add_argument_group("training (as for dialnet train)")
-    g.add_argument("--optimizer", default=None, help="adam (default), adamw, rmsprop or sgd")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.001 for adam, 0.1 for sgd, 0.003 in the demo)")
-    g.add_argument("--batch-size", type=int, default=None, help="samples per gradient step (default: 32)")
-    g.add_argument("--epochs", type=int, default=None, help="epoch cap (default: as dialnet train)")
-    g.add_argument("--target-certainty", default=None,
-                   help="stop at this mean certainty of the true class on held-out rows (default: 0.9 in the demo, none with DATA)")
-    g.add_argument("--validation-split", type=float, default=None, help="fraction of training rows held out (default: 0.1)")
-    g.add_argument("--early-stopping", type=int, default=None, help="patience in epochs (default: as dialnet train; 0 = off)")
-    g.add_argument("--lr-schedule", default=None, help="plateau (default), cosine, step, exponential, none")
-    g.add_argument("--l2", type=float, default=None, help="L2 penalty on the weights (default: 0.0001; 0.0003 in the demo)")
-    g.add_argument("--seed", type=int, default=None, help="seed for the dials, the shuffling and the splits (default: 0)")
-    g.add_argument("--classic", action="store_true", help="the classic from-scratch recipe (as dialnet train --classic)")
-    g.add_argument("--class-weight", default=None, choices=("balanced", "none"),
-                   help="balanced: each class counts as much as any other in the loss (default: none)")
-    g = p.add_argument_group("data (as for dialnet train)")
-    g.add_argument("--scale", default=None, help="input scaling: minmax, standard, none, auto (default)")
-    g.add_argument("--task", default=None, choices=("auto", "classification", "regression"), help="what a CSV's label is")
-    g.add_argument("--target", default=None, metavar="COL", help="the CSV's label column (default: the last)")
-    g.add_argument("--image-size", type=int, default=25, help="resize images to N x N pixels (default: 25)")
-    g.add_argument("--test-split", type=float, default=0.2, help="for data without a test split: fraction held out (default: 0.2)")
-    g.add_argument("--limit", type=int, default=None, metavar="N", help="use at most N training and N test samples")
-    g.add_argument("--cache", default=None, metavar="DIR", help="download cache for mnist/fashion-mnist")
 
 
 def build_recipe(args):
-    """The Recipe for the options: the preset (--classic; the demo without DATA; else the DATA defaults), then each option."""
-    from dataclasses import replace  # noqa: PLC0415
+    """The Recipe for the options, as for `dialnet train` (``_shared.build_recipe``), and the port checked."""
+    from ._shared import build_recipe as recipe_for  # noqa: PLC0415
 
-    from .. import workflow  # noqa: PLC0415
-    from ..data import check_image_size  # noqa: PLC0415
-    from ..errors import InvalidValueError  # noqa: PLC0415
-    from ._shared import parse_certainty, parse_hidden  # noqa: PLC0415
-
-    preset = workflow.CLASSIC if args.classic else (workflow.DATA_DEFAULTS if args.data else workflow.DEMO)
-    named = {name: getattr(args, name) for name in NAMED if getattr(args, name) is not None}
-    if args.layers is not None:
-        named["hidden"] = parse_hidden(args.layers)
-    recipe = replace(preset, **named)
-    check_image_size(args.image_size)
-    if args.target_certainty is not None:
-        recipe = replace(recipe, target_certainty=parse_certainty(args.target_certainty))
-    checks = [
-        ("--epochs", args.epochs, args.epochs is None or args.epochs >= 1, "a whole number >= 1"),
-        ("--batch-size", args.batch_size, args.batch_size is None or args.batch_size >= 1, "a whole number >= 1"),
-        ("--validation-split", args.validation_split,
-         args.validation_split is None or 0.0 <= args.validation_split < 1.0, "0 <= f < 1"),
-        ("--test-split", args.test_split, 0.0 < args.test_split < 1.0, "0 < f < 1"),
-        ("--early-stopping", args.early_stopping, args.early_stopping is None or args.early_stopping >= 0, "a whole number >= 0"),
-        ("--l2", args.l2, args.l2 is None or args.l2 >= 0.0, "a number >= 0"),
-        ("--dropout", args.dropout, args.dropout is None or 0.0 <= args.dropout < 1.0, "0 <= p < 1"),
-        ("--lr", args.lr, args.lr is None or args.lr > 0.0, "a number > 0"),
-        ("--limit", args.limit, args.limit is None or args.limit >= 2, "a whole number >= 2"),
-        ("--port", args.port, 0 <= args.port <= 65535, "0 (a free port) or 1..65535"),
-        ("--seed", args.seed, args.seed is None or args.seed >= 0, "a whole number >= 0"),
-    ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise InvalidValueError(f"{name} is out of range", expected=expected, got=repr(value),
-                                    fix=f"see `dialnet explore --help` for {name}")
-    numbers = {name: getattr(args, name) for name in NUMBERS if getattr(args, name) is not None}
-    return replace(recipe, **numbers)
+    return recipe_for(args, [("--port", args.port, 0 <= args.port <= 65535, "0 (a free port) or 1..65535", "--port 0")])
 
 
 def run(args):

@@ -8,11 +8,13 @@ certainty of the true class on held-out data reaches --target-certainty
 model.safetensors with its class names and input scaling; the test
 accuracy and a few test digits' certainties are printed.
 
-With DATA, general-purpose defaults: hidden layers 64,64 ReLU (He init),
-Adam lr 0.001, batch 32, 10% of the training rows held out for early
-stopping on the validation loss (the best weights are kept), a plateau
-schedule, L2 0.0001, no target certainty; tables are standard-scaled,
-images scaled to 0..1.
+With DATA, general-purpose defaults: one hidden layer of 100 ReLU units
+(He init), no target certainty; the optimizer by the size of the data: up
+to 3,000 training rows, L-BFGS on every row (L2 0.01, 0.03 for a
+regression, at most 200 iterations), above that Adam lr 0.001, batch 32,
+10% of the training rows held out for early stopping on the validation
+loss (the best weights are kept), a plateau schedule, L2 0.0001. Tables
+are standard-scaled, images scaled to 0..1.
 
 Tables (CSV): text feature columns are one-hot encoded (50 most frequent
 values + "other"; ID-like columns dropped), missing cells imputed (median,
@@ -54,73 +56,24 @@ from __future__ import annotations
 HELP = "train a network on mnist-10k (default), mnist, fashion-mnist, a CSV, an image folder or IDX files"
 
 def add_arguments(p):
-    p.add_argument("data", nargs="*", metavar="DATA",
-                   help="mnist-10k (default), mnist, fashion-mnist, a CSV file, an image folder, or IDX files")
-    g = p.add_argument_group("network")
-    g.add_argument("--layers", default=None,
-                   help="hidden layer widths, comma-separated (default: 64,64 with DATA, 20,20 without; 'none' for no hidden layer)")
-    g.add_argument("--activation", default=None,
-                   help="hidden activation: relu (default with DATA), sigmoid (default without), tanh, leaky_relu, identity")
-    g.add_argument("--output", default=None,
-                   help="output activation: softmax (default for classes), identity (regression) or sigmoid (the classic recipe)")
-    g.add_argument("--loss", default=None,
-                   help="cross_entropy (default for softmax), mse (default for sigmoid and regression), binary_cross_entropy")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer (default: 0)")
-    g.add_argument("--dtype", default="float32", help="float32 (default, fast) or float64")
-    g = p.add_argument_group("training")
-    g.add_argument("--optimizer", default=None,
-                   help="adam (default), adamw, rmsprop, sgd, or lbfgs (full batch, scipy's L-BFGS-B: for small tables)")
-    g.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: 0.001 for adam and rmsprop, 0.1 for sgd; 0.003 in the no-DATA demo)")
-    g.add_argument("--batch-size", type=int, default=None, help="samples per gradient step (default: 32; 1 = online SGD)")
-    g.add_argument("--epochs", type=int, default=None,
-                   help="epoch cap (default: 100, or more on small data so that at least 20,000 steps are allowed)")
-    g.add_argument("--target-certainty", default=None,
-                   help="stop when the mean certainty of the true class on held-out data reaches this "
-                   "(default: none with DATA, 0.9 in the no-DATA demo; classification only)")
-    g.add_argument("--validation-split", type=float, default=None,
-                   help="fraction of the training rows held out to watch (default: 0.1; 0 = none)")
-    g.add_argument("--early-stopping", type=int, default=None,
-                   help="stop after this many epochs without a better validation loss, keeping the best weights "
-                   "(default: 10, or more on small data: at least 2,000 steps; 0 = off)")
-    g.add_argument("--lr-schedule", default=None, help="plateau (default: halve lr when stuck), cosine, step, exponential, none")
-    g.add_argument("--l2", type=float, default=None, help="L2 penalty on the weights (default: 0.0001; 0.0003 in the no-DATA demo; 0 = off)")
-    g.add_argument("--class-weight", default=None, choices=("balanced", "none"),
-                   help="balanced: weight each class by n_rows / (n_classes * its rows) in the loss and the metrics, "
-                   "so rare classes count as much as common ones (default: none)")
-    g.add_argument("--seed", type=int, default=0, help="seed for the dials, the shuffling and the splits (default: 0)")
-    g.add_argument("--cv", type=int, default=None, metavar="K",
-                   help="K-fold cross-validation (seeded; stratified for classes): print each fold's accuracy "
-                   "(R^2 and RMSE for regression) and the mean; saves no model")
-    g.add_argument("--checkpoint", default=None, metavar="PATH",
-                   help="write a checkpoint here (atomically) each epoch or every --checkpoint-every steps, and on Ctrl-C")
-    g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                   help="checkpoint every N optimizer steps (mini-batches) instead of each epoch")
-    g.add_argument("--resume", default=None, metavar="PATH",
-                   help="continue an interrupted run from this checkpoint (same DATA and options): same bits as a run never stopped")
-    g.add_argument("--classic", action="store_true",
-                   help="the classic from-scratch recipe: --layers 5 --output sigmoid --loss mse --optimizer sgd --lr 0.3 "
-                   "--batch-size 1 --epochs 500 --scale minmax, no target certainty, validation split, early stopping, "
-                   "schedule or L2 (options given explicitly still win)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--distributed", action="store_true",
-                   help="data-parallel on MPI: start with `mpirun -n N dialnet train DATA --distributed` (extra "
-                   "dialnet[distributed]); every rank reads DATA, --batch-size is the global batch, rank 0 prints and "
-                   "writes; with --cv the folds are spread over the ranks")
-    g = p.add_argument_group("data")
-    g.add_argument("--scale", default=None,
-                   help="input scaling stored with the model: minmax, standard, none; auto (default) = standard for tables "
-                   "(minmax with --classic), none for images (pixels are already 0..1)")
-    g.add_argument("--task", default=None, choices=("auto", "classification", "regression"),
-                   help="what a CSV's label column is: auto (default: text or few whole numbers -> classification, "
-                   "fractional or many distinct numbers -> regression), classification or regression")
-    g.add_argument("--target", default=None, metavar="COL", help="the CSV's label column, by header name or 0-based index (default: the last)")
-    g.add_argument("--image-size", type=int, default=25, help="resize images to N x N pixels (default: 25 -> 625 inputs)")
-    g.add_argument("--test-split", type=float, default=0.2,
-                   help="for data without a test split: fraction held out for the test accuracy (default: 0.2)")
-    g.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="use at most N training and N test samples (a seeded random subset), for quick runs")
-    g.add_argument("--cache", default=None, metavar="DIR", help="download cache for mnist/fashion-mnist (default: $DIALNET_CACHE or ~/.cache/dialnet)")
+    from ._shared import add_recipe_arguments  # noqa: PLC0415
+
+    _network, training, _data = add_recipe_arguments(p)
+    training.add_argument("--cv", type=int, default=None, metavar="K",
+                          help="K-fold cross-validation (seeded; stratified for classes): print each fold's accuracy "
+                          "(R^2 and RMSE for regression) and the mean; saves no model")
+    training.add_argument("--checkpoint", default=None, metavar="PATH",
+                          help="write a checkpoint here (atomically) each epoch or every --checkpoint-every steps, and on "
+                          "Ctrl-C or SIGTERM (the auto optimizer is then adam: L-BFGS has no steps to resume at)")
+    training.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                          help="checkpoint every N optimizer steps (mini-batches) instead of each epoch")
+    training.add_argument("--resume", default=None, metavar="PATH",
+                          help="continue an interrupted run from this checkpoint (same DATA and options): same bits as a run never stopped")
+    training.add_argument("--no-progress", action="store_true", help="no progress bar")
+    training.add_argument("--distributed", action="store_true",
+                          help="data-parallel on MPI: start with `mpirun -n N dialnet train DATA --distributed` (extra "
+                          "dialnet[distributed]); every rank reads DATA, --batch-size is the global batch, rank 0 prints and "
+                          "writes; with --cv the folds are spread over the ranks")
     p.add_argument("--out", default="model.safetensors", help="where to save the model (default: model.safetensors)")
 
 
@@ -128,10 +81,6 @@ def add_arguments(p):
 # read lazily, so `dialnet --help` does not import the library.
 PRESETS = {"DEFAULTS": "DATA_DEFAULTS", "DEMO": "DEMO", "CLASSIC": "CLASSIC"}
 EXAMPLES_SHOWN = 5
-# options that are Recipe fields of the same name: the ones that name something are checked (by the Recipe)
-# before the numbers, as before the Recipe existed
-NAMED = ("activation", "output", "loss", "optimizer", "lr_schedule", "scale", "dtype")
-NUMBERS = ("lr", "batch_size", "epochs", "validation_split", "early_stopping", "l2", "dropout", "seed")
 
 
 def __getattr__(name):
@@ -151,51 +100,22 @@ def __getattr__(name):
 
 
 def build_recipe(args):
-    """The Recipe for the options: the preset (--classic; the demo without DATA; else the DATA defaults), then
-    every option given. Names are checked first, then the numbers, each error naming its option."""
-    from dataclasses import replace  # noqa: PLC0415
+    """The Recipe for the options (``_shared.build_recipe``), with the checks of train's own options."""
+    from ..errors import ConfigError  # noqa: PLC0415
+    from . import _shared  # noqa: PLC0415
 
-    from .. import workflow  # noqa: PLC0415
-    from ..data import check_image_size  # noqa: PLC0415
-    from ..errors import ConfigError, InvalidValueError  # noqa: PLC0415
-    from ._shared import parse_certainty, parse_hidden  # noqa: PLC0415
-
-    preset = workflow.CLASSIC if args.classic else (workflow.DATA_DEFAULTS if args.data else workflow.DEMO)
-    named = {name: getattr(args, name) for name in NAMED if getattr(args, name) is not None}
-    if args.layers is not None:
-        named["hidden"] = parse_hidden(args.layers)
-    recipe = replace(preset, **named)
-    check_image_size(args.image_size)
-    if args.target_certainty is not None:
-        recipe = replace(recipe, target_certainty=parse_certainty(args.target_certainty))
-    checks = [
-        ("--epochs", args.epochs, args.epochs is None or args.epochs >= 1, "a whole number >= 1", "--epochs 100"),
-        ("--batch-size", args.batch_size, args.batch_size is None or args.batch_size >= 1, "a whole number >= 1", "--batch-size 32"),
-        ("--validation-split", args.validation_split, args.validation_split is None or 0.0 <= args.validation_split < 1.0,
-         "0 <= f < 1", "--validation-split 0.1"),
-        ("--test-split", args.test_split, 0.0 < args.test_split < 1.0, "0 < f < 1", "--test-split 0.2"),
-        ("--early-stopping", args.early_stopping, args.early_stopping is None or args.early_stopping >= 0, "a whole number >= 0",
-         "--early-stopping 10"),
-        ("--l2", args.l2, args.l2 is None or args.l2 >= 0.0, "a number >= 0", "--l2 0.0003"),
-        ("--dropout", args.dropout, 0.0 <= args.dropout < 1.0, "0 <= p < 1", "--dropout 0.2"),
-        ("--lr", args.lr, args.lr is None or args.lr > 0.0, "a number > 0", "--lr 0.003"),
-        ("--limit", args.limit, args.limit is None or args.limit >= 2, "a whole number >= 2", "--limit 1000"),
+    recipe = _shared.build_recipe(args, [
         ("--cv", args.cv, args.cv is None or args.cv >= 2, "a whole number >= 2", "--cv 5"),
         ("--checkpoint-every", args.checkpoint_every, args.checkpoint_every is None or args.checkpoint_every >= 1,
          "a whole number >= 1", "--checkpoint-every 500"),
-        ("--seed", args.seed, args.seed >= 0, "a whole number >= 0", "--seed 0"),
-    ]
-    for name, value, ok, expected, example in checks:
-        if not ok:
-            raise InvalidValueError(f"{name} is out of range", expected=expected, got=repr(value), fix=f"e.g. {example}")
+    ])
     if args.checkpoint_every is not None and args.checkpoint is None:
         raise ConfigError("--checkpoint-every needs --checkpoint", expected="--checkpoint PATH with it", got="no --checkpoint",
                           fix="add --checkpoint run.ckpt.safetensors")
     if args.cv and (args.checkpoint or args.resume):
         raise ConfigError("--checkpoint and --resume do not apply to --cv", expected="one training run",
                           got=f"--cv {args.cv}", fix="drop --cv to train (and checkpoint) one model")
-    numbers = {name: getattr(args, name) for name in NUMBERS if getattr(args, name) is not None}
-    return replace(recipe, **numbers)
+    return recipe
 
 
 def _check_task(args, recipe, ds):
@@ -308,15 +228,9 @@ def run(args):
 
 
 def _class_weight(args, ds):
-    """``--class-weight balanced`` for a classification, None otherwise (an error for a regression target)."""
-    from ..errors import ConfigError  # noqa: PLC0415
+    from ._shared import class_weight_option  # noqa: PLC0415
 
-    if args.class_weight in (None, "none"):
-        return None
-    if ds.task == "regression":
-        raise ConfigError("--class-weight applies to classification only", expected="class labels",
-                          got=f"a regression target ({ds.target!r})", fix="drop --class-weight, or pass --task classification")
-    return args.class_weight
+    return class_weight_option(args, ds.task, ds.target)
 
 
 def _rank0():
