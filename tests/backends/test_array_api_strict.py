@@ -187,3 +187,23 @@ def test_gradcheck_passes_on_the_seed_net_on_strict(strict, rng):
     err = dn.gradcheck(net, "cross_entropy", X, y, max_dials=40, seed=1)
     assert err.dials == 40 + 20 + 40 + 20 + 40 + 10  # every dial of the arrays smaller than 40
     assert err < 1e-7, err.errors
+
+
+def test_the_seed_net_trains_on_strict_as_on_numpy(rng):
+    """The seed net (625-20-20-10 sigmoid, softmax + cross-entropy) through fit with validation: same history, same weights."""
+    X = rng.uniform(0.0, 1.0, size=(96, 625))
+    y = rng.integers(0, 10, size=96)
+
+    def run():
+        net = dn.mlp([625, 20, 20, 10], activation="sigmoid", dtype="float64", seed=0)
+        history = net.fit(X[:64], y[:64], optimizer=dn.SGD(lr=0.5, momentum=0.9), epochs=3, batch_size=16, seed=1,
+                          validation_data=(X[64:], y[64:]))
+        return [np.array(backend.to_numpy(p)) for p in net.parameters()], history.history
+
+    p_np, h_np = _on("numpy", run)
+    p_st, h_st = _on("array_api_strict", run)
+    assert sorted(h_st) == sorted(h_np)
+    for key in h_np:
+        np.testing.assert_allclose(h_st[key], h_np[key], rtol=1e-12, err_msg=key)
+    for a, b in zip(p_st, p_np):
+        assert _relative(a, b) < 1e-12

@@ -25,7 +25,7 @@ CLASS_TASKS = ("classification", "binary", "multilabel")
 
 def class_labels(Y):
     """Class indices from label vectors or one-hot/probability rows."""
-    return Y if Y.ndim == 1 else Y.argmax(axis=1)
+    return Y if Y.ndim == 1 else backend.xp.argmax(Y, axis=1)
 
 
 def truth_of(task, Y):
@@ -37,10 +37,10 @@ def row_scores(task, P, truth):
     """Per row of outputs ``P``: right or not, and the certainty given to the truth (None for one softmax output)."""
     xp = backend.xp
     if task == "classification":
-        hits = P.argmax(axis=1) == truth
-        sure = P[xp.arange(P.shape[0]), truth] if P.shape[1] > 1 else None
+        hits = xp.argmax(P, axis=1) == truth
+        sure = xp.take_along_axis(P, truth[:, None], axis=1)[:, 0] if P.shape[1] > 1 else None
     else:
-        hits = ((P >= 0.5) == truth).all(axis=1)
+        hits = xp.all((P >= 0.5) == truth, axis=1)
         sure = xp.where(truth, P, 1 - P)
     return hits, sure
 
@@ -53,19 +53,24 @@ def output_metrics(task, P, Y, sample_weight=None) -> dict:
     if task not in CLASS_TASKS:
         return {}
     hits, sure = row_scores(task, P, truth_of(task, Y))
-    if sample_weight is None:
-        out = {"accuracy": float(hits.mean())}
-        if sure is not None:
-            out["certainty"] = float(sure.mean())
-        return out
     xp = backend.xp
-    w = xp.asarray(sample_weight, dtype=np.float64)
-    total = float(w.sum())
-    out = {"accuracy": float((w * hits).sum()) / total}
+    if sample_weight is None:
+        out = {"accuracy": int(xp.count_nonzero(hits)) / hits.shape[0]}
+        if sure is not None:
+            out["certainty"] = float(xp.mean(sure))
+        return out
+    w = backend.astype(sample_weight, "float64")
+    total = float(xp.sum(w))
+    out = {"accuracy": float(xp.sum(xp.where(hits, w, 0.0))) / total}
     if sure is not None:
         ws = w if sure.ndim == 1 else w[:, None]
-        out["certainty"] = float((ws * sure).sum()) / (total * (1 if sure.ndim == 1 else sure.shape[1]))
+        out["certainty"] = float(xp.sum(ws * sure)) / (total * (1 if sure.ndim == 1 else sure.shape[1]))
     return out
+
+
+def _units(whole):
+    """The exact integer sum of an array of whole numbers (float64 holding integers up to 2**53)."""
+    return int(backend.xp.sum(backend.astype(whole, "int64")))
 
 
 class RunningMetrics:
@@ -123,7 +128,7 @@ class RunningMetrics:
             self.flush()
         if self.block is None:
             self.block = backend.xp.empty((self.capacity, P.shape[1]), dtype=P.dtype)
-        backend.xp.copyto(self.block[self.filled : self.filled + n], P)
+        self.block[self.filled : self.filled + n, ...] = P
         self.filled += n
 
     def flush(self):
@@ -132,19 +137,19 @@ class RunningMetrics:
         if not m:
             return
         xp = backend.xp
-        hits, sure = row_scores(self.task, self.block[:m], self.order_truth[self.offset : self.offset + m])
+        hits, sure = row_scores(self.task, self.block[:m, ...], self.order_truth[self.offset : self.offset + m, ...])
         if self.order_weights is None:
             self.correct += int(xp.count_nonzero(hits))
             if sure is not None:
-                self.certainty_units += int(xp.rint(sure.astype(np.float64) * 2.0**32).astype(np.int64).sum())
+                self.certainty_units += _units(xp.round(backend.astype(sure, "float64") * 2.0**32))
             self.rows += m
         else:
-            units = xp.rint(self.order_weights[self.offset : self.offset + m].astype(np.float64) * 2.0**32)
-            self.correct += int(units[hits].astype(np.int64).sum())
+            units = xp.round(backend.astype(self.order_weights[self.offset : self.offset + m], "float64") * 2.0**32)
+            self.correct += _units(xp.where(hits, units, 0.0))
             if sure is not None:
                 scaled = units * sure if sure.ndim == 1 else units[:, None] * sure
-                self.certainty_units += int(xp.rint(scaled.astype(np.float64)).astype(np.int64).sum())
-            self.rows += int(units.astype(np.int64).sum())
+                self.certainty_units += _units(xp.round(backend.astype(scaled, "float64")))
+            self.rows += _units(units)
         self.offset += m
         self.filled = 0
 
@@ -183,14 +188,15 @@ def evaluate_prepared(net, X, Y, loss, batch_size=4096, sample_weight=None):
     total = 0.0
     parts = []
     for i in range(0, n, batch_size):
-        Xb, Yb = X[i : i + batch_size], Y[i : i + batch_size]
-        wb = None if sample_weight is None else sample_weight[i : i + batch_size]
+        stop = min(i + batch_size, n)
+        Xb, Yb = X[i:stop, ...], Y[i:stop, ...]
+        wb = None if sample_weight is None else sample_weight[i:stop]
         P = net._forward(Xb)
         value = net._loss_step(P, Yb, loss, wb, need_delta=False)[0]
-        total += value * (Xb.shape[0] if wb is None else float(wb.sum()))
-        parts.append(P.copy())
-    P = parts[0] if len(parts) == 1 else backend.xp.concatenate(parts)
-    logs = {"loss": total / (n if sample_weight is None else float(sample_weight.sum()))}
+        total += value * (Xb.shape[0] if wb is None else float(backend.total(wb)))
+        parts.append(backend.copy(P))
+    P = parts[0] if len(parts) == 1 else backend.concat(parts)
+    logs = {"loss": total / (n if sample_weight is None else float(backend.total(sample_weight)))}
     logs.update(output_metrics(net.task, P, Y, sample_weight))
     return logs
 
