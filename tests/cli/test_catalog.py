@@ -8,6 +8,7 @@ Data-loader rows (CSV, IDX, images) come last.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -478,6 +479,18 @@ ROUND2_CLI = [
      r"--class-weight applies to classification only"),
 ]
 CLI = CLI + ROUND2_CLI
+
+
+def test_train_device_cuda_without_cupy_is_a_clear_error(f, capsys):
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here: --device cuda may run")
+    code = main(["train", f["train.csv"], "--device", "cuda", "--out", _out(f)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert re.search(r"the GPU \(cupy\) backend was asked for but CuPy is not installed", err)
+    assert "pip install 'dialnet[gpu]'" in err
+    assert not os.path.exists(_out(f))
+    assert dn.backend.name == "numpy"  # the failed switch left the backend as it was
 
 
 @pytest.mark.parametrize("row", CLI, ids=[row[0] for row in CLI])

@@ -69,6 +69,9 @@ def add_arguments(p):
                           help="checkpoint every N optimizer steps (mini-batches) instead of each epoch")
     training.add_argument("--resume", default=None, metavar="PATH",
                           help="continue an interrupted run from this checkpoint (same DATA and options): same bits as a run never stopped")
+    training.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                          help="where to train: cpu (NumPy, the default) or cuda (an NVIDIA GPU through CuPy; "
+                          "pip install 'dialnet[gpu]'); the model file is the same either way")
     training.add_argument("--no-progress", action="store_true", help="no progress bar")
     training.add_argument("--distributed", action="store_true",
                           help="data-parallel on MPI: start with `mpirun -n N dialnet train DATA --distributed` (extra "
@@ -179,6 +182,10 @@ def run(args):
     rank0 = _rank0() if args.distributed else True
     recipe = build_recipe(args)
     check_paths(args)
+    if args.device != "cpu":
+        from ..backend import use_device  # noqa: PLC0415
+
+        use_device(args.device)  # before the data and the network are made: their arrays live there
     ds = workflow.load_dataset(args.data or None, image_size=args.image_size, target=args.target, task=args.task or "auto",
                                cache=args.cache, limit=args.limit, seed=recipe.seed)
     recipe = _check_task(args, recipe, ds)
