@@ -255,9 +255,7 @@ def fit_column_rules(cells, names, max_categories=MAX_CATEGORIES, where="the tab
         check_finite_column(values, name, where)
         if all(x is not None for x in numbers):
             ints = all(x == round(x) for x in numbers)
-            lowered = name.strip().lower()
-            id_name = lowered in ID_NAMES or lowered.endswith(("_id", " id"))
-            if id_name and ints and n >= MIN_ROWS_FOR_ID and len(set(numbers)) == len(values):
+            if is_id_name(name) and ints and n >= MIN_ROWS_FOR_ID and len(set(numbers)) == len(values):
                 rules.append(ColumnRule(name, "dropped"))
                 dropped.append(name)
                 continue
@@ -266,20 +264,46 @@ def fit_column_rules(cells, names, max_categories=MAX_CATEGORIES, where="the tab
         counts = {}
         for v in present:
             counts[v] = counts.get(v, 0) + 1
-        if n >= MIN_ROWS_FOR_ID and len(counts) == n:
-            rules.append(ColumnRule(name, "dropped"))
+        rule, note = text_column_rule(name, counts, n, len(present) < len(values), max_categories)
+        rules.append(rule)
+        if rule.kind == "dropped":
             dropped.append(name)
-            continue
-        by_count = sorted(counts, key=lambda v: (-counts[v], v))
-        categories = sorted(by_count[:max_categories])
-        has_missing = len(present) < len(values)
-        if has_missing:
-            categories.append(MISSING_CATEGORY)
-        other = len(by_count) > max_categories
-        rules.append(ColumnRule(name, "categorical", MISSING_CATEGORY if has_missing else by_count[0], tuple(categories), other))
-        if other:
-            notes.append(f"column {name!r}: {len(by_count):,} values; the {max_categories} most frequent get an input each, "
-                         "the rest share '(other)'")
+        elif note:
+            notes.append(note)
+    return finish_rules(rules, notes, dropped, where)
+
+
+def is_id_name(name) -> bool:
+    """A column named like an ID: ``id``, ``index``, ``*_id`` (dropped when it holds a different integer on every row)."""
+    lowered = name.strip().lower()
+    return lowered in ID_NAMES or lowered.endswith(("_id", " id"))
+
+
+def text_column_rule(name, counts, n, has_missing, max_categories=MAX_CATEGORIES):
+    """The rule for a text column from its value ``counts`` over ``n`` rows, and a note for the user (or None).
+
+    Dropped when it is an ID (a different value on every one of at least
+    ``MIN_ROWS_FOR_ID`` rows); else categorical: its ``max_categories`` most
+    frequent values (sorted) plus ``(missing)`` when a cell was, the rest
+    pooled as ``(other)``.
+    """
+    if n >= MIN_ROWS_FOR_ID and len(counts) == n:
+        return ColumnRule(name, "dropped"), None
+    by_count = sorted(counts, key=lambda v: (-counts[v], v))
+    categories = sorted(by_count[:max_categories])
+    if has_missing:
+        categories.append(MISSING_CATEGORY)
+    other = len(by_count) > max_categories
+    rule = ColumnRule(name, "categorical", MISSING_CATEGORY if has_missing else by_count[0], tuple(categories), other)
+    note = None
+    if other:
+        note = (f"column {name!r}: {len(by_count):,} values; the {max_categories} most frequent get an input each, "
+                "the rest share '(other)'")
+    return rule, note
+
+
+def finish_rules(rules, notes, dropped, where):
+    """The closing note on dropped ID columns, and an error when no usable column is left; returns ``(rules, notes)``."""
     if dropped:
         notes.append("dropped ID-like column(s) (a different value on every row): " + ", ".join(repr(d) for d in dropped))
     if all(rule.kind == "dropped" for rule in rules):

@@ -30,13 +30,14 @@ from collections import Counter
 import numpy as np
 
 from ..data.columns import (
-    ID_NAMES,
     MAX_CATEGORIES,
     MIN_ROWS_FOR_ID,
-    MISSING_CATEGORY,
     ColumnRule,
     check_finite_column,
+    finish_rules,
+    is_id_name,
     is_missing,
+    text_column_rule,
     to_float,
 )
 from ..errors import DataError, ShapeError
@@ -142,9 +143,7 @@ def fit_column_rules(world, cells, names, max_categories=MAX_CATEGORIES, where="
         world.agree(check_finite_column, values, name, where, [offset + i + 1 for i in range(len(values))])
         if world.reduce(all(x is not None for x in numbers), "LAND"):
             ints = world.reduce(all(x == round(x) for x in numbers), "LAND")
-            lowered = name.strip().lower()
-            id_name = lowered in ID_NAMES or lowered.endswith(("_id", " id"))
-            if id_name and ints and n >= MIN_ROWS_FOR_ID and _distinct(world, numbers) == n:
+            if is_id_name(name) and ints and n >= MIN_ROWS_FOR_ID and _distinct(world, numbers) == n:
                 rules.append(ColumnRule(name, "dropped"))
                 dropped.append(name)
                 continue
@@ -154,26 +153,13 @@ def fit_column_rules(world, cells, names, max_categories=MAX_CATEGORIES, where="
         for part in world.gather(dict(Counter(present))):
             for v, c in part.items():
                 counts[v] = counts.get(v, 0) + c
-        if n >= MIN_ROWS_FOR_ID and len(counts) == n:
-            rules.append(ColumnRule(name, "dropped"))
+        rule, note = text_column_rule(name, counts, n, world.reduce(len(present) < len(values), "LOR"), max_categories)
+        rules.append(rule)
+        if rule.kind == "dropped":
             dropped.append(name)
-            continue
-        by_count = sorted(counts, key=lambda v: (-counts[v], v))
-        categories = sorted(by_count[:max_categories])
-        has_missing = world.reduce(len(present) < len(values), "LOR")
-        if has_missing:
-            categories.append(MISSING_CATEGORY)
-        other = len(by_count) > max_categories
-        rules.append(ColumnRule(name, "categorical", MISSING_CATEGORY if has_missing else by_count[0], tuple(categories), other))
-        if other:
-            notes.append(f"column {name!r}: {len(by_count):,} values; the {max_categories} most frequent get an input each, "
-                         "the rest share '(other)'")
-    if dropped:
-        notes.append("dropped ID-like column(s) (a different value on every row): " + ", ".join(repr(d) for d in dropped))
-    if all(rule.kind == "dropped" for rule in rules):
-        raise DataError(f"{where} has no usable feature column", expected="at least one column that is not an ID",
-                        got="only ID-like columns: " + ", ".join(dropped), fix="add feature columns")
-    return rules, notes
+        elif note:
+            notes.append(note)
+    return finish_rules(rules, notes, dropped, where)
 
 
 def _distinct(world, numbers):
