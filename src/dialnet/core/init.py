@@ -19,6 +19,12 @@ def glorot_uniform(n_in, n_out, rng, dtype):
     return rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype)
 
 
+def glorot_uniform_sigmoid(n_in, n_out, rng, dtype):
+    """U(-a, a) with a = sqrt(2 / (n_in + n_out)): scikit-learn's MLP for logistic (sigmoid) units."""
+    limit = math.sqrt(2.0 / (n_in + n_out))
+    return rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype)
+
+
 def glorot_normal(n_in, n_out, rng, dtype):
     """N(0, 2 / (n_in + n_out))."""
     std = math.sqrt(2.0 / (n_in + n_out))
@@ -51,6 +57,7 @@ def lecun_normal(n_in, n_out, rng, dtype):
 INITIALIZERS = {
     "glorot_uniform": glorot_uniform,
     "xavier_uniform": glorot_uniform,
+    "glorot_uniform_sigmoid": glorot_uniform_sigmoid,
     "glorot_normal": glorot_normal,
     "xavier_normal": glorot_normal,
     "he_normal": he_normal,
