@@ -602,8 +602,8 @@ class _Trainer:
 
     def _interrupted(self):
         if self.dist is None:
-            resuming.interrupted(self)
-        self.dist.on_root(self, resuming.interrupted)  # rank 0 writes; every rank raises TrainingInterrupted
+            return resuming.interrupted(self)  # writes the checkpoint, raises TrainingInterrupted
+        return self.dist.on_root(self, resuming.interrupted)  # rank 0 writes; every rank raises TrainingInterrupted
 
     def _run_steps_distributed(self):
         """The hot loop of a distributed run: each step is :meth:`DataParallel.step` (local backprop, one
