@@ -8,7 +8,7 @@ pass`` and ``python -c "import numpy"`` (the floor for a NumPy program).
 the import alone). The contenders take turns (``timing.interleaved``), so a
 slow spell on a shared machine falls on all of them; medians over the runs.
 
-``python -m benchmarks.startup --runs 25 --before /tmp/old/src`` also times
+``python -m benchmarks.startup --runs 25 --before OLD/src`` (the src folder of another checkout) also times
 another checkout of dialnet (its ``src`` put first on ``PYTHONPATH``) in the
 same run, for a before/after comparison.
 """
