@@ -29,16 +29,16 @@ from __future__ import annotations
 HELP = "certainty per class for image files, a folder of images, CSV rows or an inline row of numbers"
 
 
-FORMATS = ("text", "json", "csv")
+FORMATS = ("table", "text", "json", "csv")  # "text" is the older name of "table"
 
 
 def add_arguments(p):
     p.add_argument("model", help="a .safetensors model file (from `dialnet train`)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, an image folder, a CSV file, or a row of numbers")
     p.add_argument("--top", type=int, default=3, help="how many certainties to show per input, largest first (default: 3; 0 = all)")
-    p.add_argument("--format", choices=FORMATS, default="text",
-                   help="text (default: a line per input), json (JSON Lines) or csv (the input's columns, the prediction "
-                   "and a certainty column per class)")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table (default: a line per input, for people; 'text' is the same), json (JSON Lines) or csv "
+                   "(the input's columns, the prediction and a certainty column per class)")
     p.add_argument("--out", default=None, metavar="FILE", help="write the predictions here instead of stdout (atomically)")
 
 
@@ -106,7 +106,7 @@ def run(args):
     regression = net.task == "regression"
     values = workflow.predict_targets(net, inputs.X) if regression else net.predict_proba(inputs.X)
     names = net.class_names or [str(i) for i in range(net.n_outputs)]
-    if args.format == "text":
+    if args.format in ("table", "text"):
         lines = []
         if regression:
             pre = workflow.preprocessor_of(net)
