@@ -29,6 +29,7 @@ That difference lives here and only here:
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy
 
@@ -330,3 +331,19 @@ def to_numpy(array):
     if hasattr(array, "__dlpack__") and not numpy.isscalar(array):
         return numpy.from_dlpack(array)
     return numpy.asarray(array)
+
+
+def array_digest(*arrays) -> str:
+    """A 32-hex-digit BLAKE2b digest of arrays' shapes, dtypes and bytes, from any backend (None counts as a marker).
+
+    The data fingerprint of checkpoints and the agreement check of distributed runs.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for arr in arrays:
+        if arr is None:
+            h.update(b"-")
+            continue
+        arr = numpy.ascontiguousarray(to_numpy(arr))
+        h.update(f"{arr.shape}{arr.dtype}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()

@@ -12,13 +12,10 @@ resumed from it gives the same bits as one never interrupted.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import signal
 import threading
-
-import numpy as np
 
 from .. import backend
 from ..errors import ConfigError, TrainingInterrupted, type_name
@@ -54,15 +51,8 @@ def check_same_network(net, stored, path):
 
 def run_info(X, Y, Xv, Yv, batch_size, shuffle, loss, l2, W=None, Wv=None):
     """The settings a resumed run must share with the run that wrote the checkpoint, and a data fingerprint."""
-    digest = hashlib.blake2b(digest_size=16)
     # sample weights join the fingerprint only when given, so checkpoints of unweighted runs keep theirs
-    for arr in (X, Y, Xv, Yv) + tuple(a for a in (W, Wv) if a is not None):
-        if arr is None:
-            digest.update(b"-")
-            continue
-        arr = np.ascontiguousarray(backend.to_numpy(arr))
-        digest.update(f"{arr.shape}{arr.dtype}".encode())
-        digest.update(memoryview(arr).cast("B"))
+    fingerprint = backend.array_digest(X, Y, Xv, Yv, *(a for a in (W, Wv) if a is not None))
     return {
         "n_samples": int(X.shape[0]),
         "n_validation": None if Xv is None else int(Xv.shape[0]),
@@ -70,7 +60,7 @@ def run_info(X, Y, Xv, Yv, batch_size, shuffle, loss, l2, W=None, Wv=None):
         "shuffle": bool(shuffle),
         "loss": loss.name,
         "l2": l2,
-        "fingerprint": digest.hexdigest(),
+        "fingerprint": fingerprint,
     }
 
 
