@@ -133,18 +133,6 @@ def build_recipe(args, checks=()):
     return replace(recipe, **numbers)
 
 
-def class_weight_option(args, task, target):
-    """``--class-weight balanced`` for a classification, None otherwise (an error for a regression target)."""
-    from ..errors import ConfigError  # noqa: PLC0415
-
-    if args.class_weight in (None, "none"):
-        return None
-    if task == "regression":
-        raise ConfigError("--class-weight applies to classification only", expected="class labels",
-                          got=f"a regression target ({target!r})", fix="drop --class-weight, or pass --task classification")
-    return args.class_weight
-
-
 def add_data_arguments(p):
     """Options that say how to read DATA for a saved model (doctor, plot and inspect)."""
     p.add_argument("--target", help="CSV label column, by name or index (default: the last column)")

@@ -235,9 +235,15 @@ def run(args):
 
 
 def _class_weight(args, ds):
-    from ._shared import class_weight_option  # noqa: PLC0415
+    """``--class-weight balanced`` for a classification, None otherwise (an error for a regression target)."""
+    from ..errors import ConfigError  # noqa: PLC0415
 
-    return class_weight_option(args, ds.task, ds.target)
+    if args.class_weight in (None, "none"):
+        return None
+    if ds.task == "regression":
+        raise ConfigError("--class-weight applies to classification only", expected="class labels",
+                          got=f"a regression target ({ds.target!r})", fix="drop --class-weight, or pass --task classification")
+    return args.class_weight
 
 
 def _rank0():
