@@ -5,18 +5,23 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
 import dialnet as dn
+from dialnet.train import compiled
 
 
-def test_shuffled_epochs_make_no_copy_of_the_training_set(numpy_backend, rng):
+@pytest.mark.parametrize("engine", ["numpy", "compiled"])
+def test_shuffled_epochs_make_no_copy_of_the_training_set(numpy_backend, rng, engine):
+    if engine == "compiled" and compiled.kernels() is None:
+        pytest.skip("numba is not installed")
     X = rng.standard_normal((6000, 150), dtype=np.float32)  # 3.6 MB, already the network's dtype: not copied on entry
     y = rng.integers(0, 4, size=6000)
     net = dn.mlp([150, 16, 4], seed=0)
-    net.fit(X[:64], y[:64], epochs=1, batch_size=32, seed=0)  # buffers and imports settle first
+    net.fit(X[:64], y[:64], epochs=1, batch_size=32, seed=0, engine=engine)  # buffers, imports, kernels settle first
     tracemalloc.start()
     try:
-        net.fit(X, y, epochs=3, batch_size=32, seed=0)
+        net.fit(X, y, epochs=3, batch_size=32, seed=0, engine=engine)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

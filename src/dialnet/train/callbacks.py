@@ -51,6 +51,7 @@ class History:
         self.reached_target = False  # stopped because target_certainty was reached
         self.train_time = 0.0
         self.divergences = []
+        self.engine = None  # "compiled" or "numpy": which engine ran the steps (dialnet.train.compiled)
 
     def to_state(self) -> dict:
         """A JSON-able copy, for checkpoints."""

@@ -37,7 +37,7 @@ from ..core.losses import check_sample_weight, get_loss
 from ..distributed import parallel as data_parallel
 from ..errors import ConfigError, DataError, InvalidValueError, ShapeError, check_lr, check_positive_int, check_seed, type_name
 from ..files import checkpoint as ckpt
-from . import divergence, lbfgs, resume as resuming
+from . import compiled as engines, divergence, lbfgs, resume as resuming
 from .callbacks import Callback, EarlyStopping, History, check_callbacks, class_weights  # noqa: F401  (History: the old path)
 from .metrics import CLASS_TASKS, RunningMetrics, evaluate_network, evaluate_prepared  # noqa: F401
 from .optimizers import Adam, get_optimizer
@@ -76,6 +76,7 @@ def fit(
     verbose=None,
     distributed=None,
     device=None,
+    engine=None,
 ):
     """Train ``net`` on ``(X, y)`` by mini-batch gradient descent with backpropagation.
 
@@ -181,6 +182,15 @@ def fit(
         Train there: the network's dials move first (``net.to(device)``),
         then the data, once, when it is checked. ``"cuda"`` needs CuPy and
         an NVIDIA GPU (``pip install 'dialnet[gpu]'``).
+    engine : {"auto", "numpy", "compiled"}, optional
+        How each step runs: "numpy" through the layers, losses and optimizers
+        (the reference path); "compiled" as one compiled call per step (numba:
+        ``pip install 'dialnet[fast]'``; Dense stacks with sigmoid, tanh, relu,
+        leaky_relu or identity, a softmax + cross-entropy, sigmoid + binary
+        cross-entropy or squared-error output, SGD/Adam/AdamW/RMSprop, no
+        sample weights); "auto" the compiled step where it applies. Default:
+        ``$DIALNET_ENGINE``, else "auto". ``history.engine`` says which ran.
+        See :mod:`dialnet.train.compiled`.
 
     Returns
     -------
@@ -199,6 +209,7 @@ def fit(
     else:
         optimizer = get_optimizer(optimizer, lr=lr)
     full_batch = isinstance(optimizer, lbfgs.LBFGS)
+    engine = engines.check_engine(engine)
     verbose = check_verbose(verbose, progress)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size", fix="pass e.g. batch_size=32")
@@ -319,6 +330,9 @@ def fit(
     if dist is not None:
         trainer.dist = dist
         dist.attach(trainer)
+    if not full_batch:
+        trainer.compiled = engines.choose(engine, trainer)
+    history.engine = "compiled" if trainer.compiled is not None else "numpy"
     if full_batch:
         display = make_display(verbose, epochs)
         try:
@@ -425,6 +439,7 @@ class _Trainer:
         self.checkpoint_every = checkpoint_every if checkpoint is not None else None
         self.progress = progress
         self.dist = None  # a DataParallel in a distributed run (dialnet.distributed.parallel)
+        self.compiled = None  # a CompiledStep when the compiled engine trains (dialnet.train.compiled)
         self.params, self.grads = net.parameters(), net.gradients()
         self.weight_grads = [(d.weights, d.grad_weights) for d in net.layers if isinstance(d, Dense)]
         self.dropouts = [layer for layer in net.layers if isinstance(layer, Dropout)]
@@ -462,6 +477,11 @@ class _Trainer:
                 self.metrics.update(P)
             return value, weight
         start, stop = j * self.batch_size, min((j + 1) * self.batch_size, self.n)  # the standard wants stop <= n
+        if self.compiled is not None:
+            value = self.compiled.run(self.compiled.sources(self.order), start, stop, engines.BACKPROP)
+            if Ts is not None and math.isfinite(value):
+                self.metrics.update(self.compiled.outputs(stop - start))
+            return value, stop - start
         Xb = Xs[start:stop, ...]  # '...': the standard's spelling of 'these rows'
         if Ws is None:
             value, P = self.net._backprop(Xb, Ys[start:stop, ...], self.loss, True)
@@ -484,6 +504,9 @@ class _Trainer:
         The hot loop and the divergence replay both call this, so a replayed
         step is bit for bit the step that ran.
         """
+        if self.compiled is not None:
+            self.compiled.run(self.compiled.sources(self.order), 0, 0, engines.UPDATE)
+            return
         if self.l2:
             for W, dW in self.weight_grads:
                 dW += self.l2 * W
@@ -636,6 +659,8 @@ class _Trainer:
         """The hot loop: forward, loss, backward, check the loss, running metrics, update. Nothing else per step."""
         if self.dist is not None:
             return self._run_steps_distributed()
+        if self.compiled is not None:
+            return self._run_steps_compiled()
         backprop, loss, update = self.net._backprop, self.loss, self.apply_update
         Xs, Ys, Ws, Ts = self.order
         track = self.metrics.update if Ts is not None else None  # stages the outputs: one copy per step
@@ -667,6 +692,39 @@ class _Trainer:
             if (every and global_step % every == 0) or interrupt.hit:
                 self.step, self.total, self.global_step = step, total, global_step
                 if not self.params_finite():  # never write non-finite dials into a checkpoint
+                    raise divergence.Diverged(step - 1)
+                if interrupt.hit:
+                    resuming.interrupted(self)
+                resuming.save_checkpoint(self)
+        self.step, self.total, self.global_step = step, total, global_step
+
+    def _run_steps_compiled(self):
+        """The hot loop on the compiled engine: one call per step does forward, loss, backward and the update
+        (the update only when the loss is finite); the rest is :meth:`_run_steps`'s, line for line."""
+        compiled = self.compiled
+        run, outputs, sources = compiled.run, compiled.outputs, compiled.sources(self.order)
+        track = self.metrics.update if self.order[3] is not None else None
+        full = outputs(compiled.cap)
+        isfinite, bs, n_steps, n = math.isfinite, self.batch_size, self.n_steps, self.n
+        every, interrupt = self.checkpoint_every or 0, self.interrupt
+        step, total, global_step = self.step, self.total, self.global_step
+        while step < n_steps:
+            start = step * bs
+            stop = start + bs
+            if stop > n:
+                stop = n
+            value = run(sources, start, stop)
+            if not isfinite(value):
+                self.step, self.total, self.global_step = step, total, global_step
+                raise divergence.Diverged(step)
+            if track is not None:
+                track(full if stop - start == bs else outputs(stop - start))
+            total += value * (stop - start)
+            step += 1
+            global_step += 1
+            if (every and global_step % every == 0) or interrupt.hit:
+                self.step, self.total, self.global_step = step, total, global_step
+                if not self.params_finite():
                     raise divergence.Diverged(step - 1)
                 if interrupt.hit:
                     resuming.interrupted(self)

@@ -1,0 +1,232 @@
+"""The compiled training step (numba) against the NumPy path it must reproduce.
+
+Every covered combination of hidden activation, output and loss, and every
+optimizer setting, trains a few steps both ways in float64: the dials, the
+gradients, the optimizer state and the history agree to float64 rounding
+(a few steps only: training amplifies rounding differences, and after a few
+hundred steps two correct paths part). float32 agrees to float32 rounding,
+and the compiled step gives the same bits run after run. Then the parts of
+``fit`` it plugs into: shuffling, schedules, checkpoints and resume,
+divergence, and the choice of engine.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+import pytest
+
+import dialnet as dn
+from dialnet.errors import ConfigError, DivergenceError, TrainingInterrupted
+from dialnet.files import checkpoint as ckpt
+
+pytest.importorskip("numba")
+
+HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
+HEADS = [  # (output activation, loss, targets)
+    ("softmax", "cross_entropy", "labels"),
+    ("sigmoid", "binary_cross_entropy", "multilabel"),
+    ("sigmoid", "mse", "onehot"),
+    ("identity", "mse", "values"),
+    ("softmax", "mse", "onehot"),
+    ("tanh", "mse", "values"),
+    ("relu", "mse", "values"),
+    ("leaky_relu", "mse", "values"),
+]
+OPTIMIZERS = {
+    "sgd": lambda: dn.SGD(lr=0.05),
+    "sgd-momentum": lambda: dn.SGD(lr=0.05, momentum=0.9),
+    "sgd-nesterov-decay": lambda: dn.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "sgd-dampening": lambda: dn.SGD(lr=0.05, momentum=0.5, dampening=0.3),
+    "adam": lambda: dn.Adam(lr=0.01),
+    "adam-l2": lambda: dn.Adam(lr=0.01, weight_decay=1e-2),
+    "adamw": lambda: dn.AdamW(lr=0.01),
+    "rmsprop": lambda: dn.RMSprop(lr=0.01),
+    "rmsprop-centered-momentum-decay": lambda: dn.RMSprop(lr=0.01, momentum=0.5, centered=True, weight_decay=1e-3),
+}
+
+
+def _data(kind, n=24, n_in=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in))
+    labels = rng.integers(0, k, n)
+    if kind == "labels":
+        return X, labels
+    if kind in ("onehot", "multilabel"):
+        return X, np.eye(k)[labels] if kind == "onehot" else (rng.random((n, k)) > 0.5).astype(float)
+    return X, rng.standard_normal((n, k))
+
+
+def _net(hidden, head, dtype="float64", sizes=(6, 5, 4, 3)):
+    return dn.mlp(list(sizes), activation=hidden, output=head, seed=1, dtype=dtype)
+
+
+def _train(engine, hidden, head, loss, targets, optimizer, dtype="float64", **kw):
+    X, y = _data(targets)
+    net = _net(hidden, head, dtype)
+    settings = dict(loss=loss, optimizer=optimizer, epochs=1, batch_size=8, shuffle=False, engine=engine)
+    history = net.fit(X.astype(dtype), y, **{**settings, **kw})
+    return net, history
+
+
+def _state(net, history):
+    opt = history.optimizer if hasattr(history, "optimizer") else None
+    return [np.array(p) for p in net.parameters()] + [np.array(g) for g in net.gradients()], opt
+
+
+def _close(a, b, rtol, atol):
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("head,loss,targets", HEADS)
+def test_every_stack_matches_the_numpy_path_in_float64(hidden, head, loss, targets):
+    nets, histories = [], []
+    for engine in ("numpy", "compiled"):
+        net, history = _train(engine, hidden, head, loss, targets, dn.Adam(lr=0.01), l2=1e-3)
+        nets.append(_state(net, history)[0])
+        histories.append(history)
+    assert histories[1].engine == "compiled" and histories[0].engine == "numpy"
+    _close(nets[0], nets[1], rtol=1e-12, atol=1e-14)
+    for key, values in histories[0].history.items():
+        np.testing.assert_allclose(histories[1].history[key], values, rtol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_setting_matches_the_numpy_path_and_leaves_the_same_state(name):
+    results = []
+    for engine in ("numpy", "compiled"):
+        opt = OPTIMIZERS[name]()
+        net, history = _train(engine, "tanh", "softmax", "cross_entropy", "labels", opt, epochs=2)
+        results.append((net, opt, history))
+    (a, opt_a, _), (b, opt_b, _) = results
+    _close(a.parameters(), b.parameters(), rtol=1e-12, atol=1e-14)
+    _close(a.gradients(), b.gradients(), rtol=1e-12, atol=1e-14)
+    assert opt_a.t == opt_b.t == 6
+    state_a, state_b = opt_a.state_arrays(), opt_b.state_arrays()
+    assert sorted(state_a) == sorted(state_b)
+    _close([state_a[k] for k in sorted(state_a)], [state_b[k] for k in sorted(state_b)], rtol=1e-12, atol=1e-14)
+
+
+def test_float32_agrees_to_float32_rounding_and_the_bits_repeat():
+    runs = {}
+    for engine in ("numpy", "compiled", "compiled"):
+        net, history = _train(engine, "sigmoid", "softmax", "cross_entropy", "labels", dn.SGD(lr=0.1, momentum=0.9),
+                              dtype="float32", epochs=3)
+        runs.setdefault(engine, []).append((np.concatenate([p.ravel() for p in net.parameters()]), history))
+    (ref, _), = runs["numpy"]
+    (first, h1), (second, h2) = runs["compiled"]
+    assert first.dtype == np.float32
+    np.testing.assert_allclose(first, ref, rtol=1e-4, atol=1e-5)
+    assert first.tobytes() == second.tobytes() and h1.history == h2.history
+
+
+def test_online_learning_batch_of_one_matches():
+    nets = [_train(engine, "sigmoid", "softmax", "cross_entropy", "labels", dn.SGD(lr=0.1), batch_size=1)[0]
+            for engine in ("numpy", "compiled")]
+    _close(nets[0].parameters(), nets[1].parameters(), rtol=1e-11, atol=1e-13)
+
+
+def test_shuffled_epochs_a_last_short_batch_and_a_schedule_match():
+    X, y = _data("labels", n=30)
+    nets, histories = [], []
+    for engine in ("numpy", "compiled"):
+        net = _net("relu", "softmax")
+        histories.append(net.fit(X, y, optimizer=dn.SGD(lr=0.1, momentum=0.9), epochs=3, batch_size=8, seed=5,
+                                 lr_schedule="cosine", validation_split=0.2, engine=engine))
+        nets.append(net)
+    _close(nets[0].parameters(), nets[1].parameters(), rtol=1e-11, atol=1e-13)
+    for key in ("loss", "accuracy", "val_loss", "lr"):
+        np.testing.assert_allclose(histories[1].history[key], histories[0].history[key], rtol=1e-11)
+
+
+class _CtrlCAfterEpoch(dn.Callback):
+    """Sends this process a SIGINT (a Ctrl-C) at the end of epoch ``at``: fit saves and stops."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs, net):
+        if epoch == self.at:
+            signal.raise_signal(signal.SIGINT)
+        return False
+
+
+def test_a_run_interrupted_and_resumed_gives_the_bits_of_one_never_stopped(tmp_path):
+    X, y = _data("labels", n=40)
+    settings = dict(epochs=4, batch_size=8, seed=3, engine="compiled")
+    whole = _net("tanh", "softmax")
+    reference = whole.fit(X, y, optimizer=dn.Adam(lr=0.01), callbacks=[_CtrlCAfterEpoch(None)], **settings)
+    path = tmp_path / "run.ckpt.safetensors"
+    with pytest.raises(TrainingInterrupted):
+        _net("tanh", "softmax").fit(X, y, optimizer=dn.Adam(lr=0.01), checkpoint=path, callbacks=[_CtrlCAfterEpoch(1)],
+                                    **settings)
+    _, state, _ = ckpt.load(path)
+    assert state["global_step"] == 10
+    resumed = _net("tanh", "softmax")
+    history = resumed.fit(X, y, optimizer=dn.Adam(lr=0.01), checkpoint=path, resume=path,
+                          callbacks=[_CtrlCAfterEpoch(None)], **settings)
+    assert history.engine == "compiled" and history.history == reference.history
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert np.array_equal(a, b)
+
+
+def test_a_checkpoint_written_by_one_engine_resumes_on_the_other(tmp_path):
+    X, y = _data("labels", n=40)
+    path = tmp_path / "run.ckpt.safetensors"
+    settings = dict(epochs=3, batch_size=8, seed=3)
+    with pytest.raises(TrainingInterrupted):
+        _net("tanh", "softmax").fit(X, y, optimizer=dn.SGD(lr=0.1, momentum=0.9), checkpoint=path,
+                                    callbacks=[_CtrlCAfterEpoch(0)], engine="compiled", **settings)
+    numpy_end = _net("tanh", "softmax")
+    numpy_end.fit(X, y, optimizer=dn.SGD(lr=0.1, momentum=0.9), checkpoint=path, resume=path,
+                  callbacks=[_CtrlCAfterEpoch(None)], engine="numpy", **settings)
+    reference = _net("tanh", "softmax")
+    reference.fit(X, y, optimizer=dn.SGD(lr=0.1, momentum=0.9), engine="numpy", **settings)
+    _close(numpy_end.parameters(), reference.parameters(), rtol=1e-11, atol=1e-13)
+
+
+def test_divergence_keeps_the_weights_from_before_the_bad_step():
+    X, y = _data("values", n=64)
+    X, y = X * 100, y * 100  # unscaled: the squared error blows up within a few steps
+    settings = dict(loss="mse", optimizer=None, epochs=3, batch_size=8)
+    net = dn.mlp([6, 5, 4, 3], activation="identity", output="identity", seed=1, dtype="float32")
+    with pytest.raises(DivergenceError) as info:
+        net.fit(X, y, **{**settings, "optimizer": dn.SGD(lr=0.5)}, engine="compiled")
+    assert all(np.isfinite(p).all() for p in net.parameters())
+    assert info.value.details["cause"] == "unscaled inputs" and info.value.details["step"] >= 2
+    net = dn.mlp([6, 5, 4, 3], activation="identity", output="identity", seed=1, dtype="float32")
+    history = net.fit(X, y, **{**settings, "optimizer": dn.SGD(lr=0.5)}, on_divergence="halve", divergence_retries=60,
+                      engine="compiled")
+    assert history.engine == "compiled" and history.divergences[0]["action"].startswith("halved")
+    assert all(np.isfinite(p).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda: (dn.mlp([6, 5, 3], dropout=0.2, seed=0), {}), "Dropout"),
+    (lambda: (dn.mlp([6, 5, 3], seed=0), {"sample_weight": np.ones(24)}), "sample weights"),
+    (lambda: (dn.mlp([6, 5, 3], seed=0), {"optimizer": type("MySGD", (dn.SGD,), {})(lr=0.1)}), "MySGD"),
+    (lambda: (dn.mlp([6, 5, 3], seed=0), {"y": np.eye(3)[np.arange(24) % 3]}), "target rows"),
+])
+def test_engine_compiled_says_what_it_does_not_cover(make, reason):
+    X, y = _data("labels")
+    net, kw = make()
+    y = kw.pop("y", y)
+    with pytest.raises(ConfigError, match="does not cover") as info:
+        net.fit(X, y, epochs=1, engine="compiled", **kw)
+    assert reason in str(info.value)
+    assert net.fit(X, y, epochs=1, engine="auto", **kw).engine == "numpy"
+
+
+def test_auto_compiles_what_it_covers_and_the_environment_sets_the_default(monkeypatch):
+    X, y = _data("labels", n=64)
+    assert _net("relu", "softmax").fit(X, y, epochs=1, batch_size=8).engine == "compiled"
+    assert _net("relu", "softmax").fit(X, y, epochs=1, batch_size=8, engine="numpy").engine == "numpy"
+    monkeypatch.setenv("DIALNET_ENGINE", "numpy")
+    assert _net("relu", "softmax").fit(X, y, epochs=1, batch_size=8).engine == "numpy"
+    assert _net("relu", "softmax").fit(X, y, epochs=1, batch_size=8, engine="compiled").engine == "compiled"
+    monkeypatch.setenv("DIALNET_ENGINE", "fastest")
+    with pytest.raises(ConfigError, match="DIALNET_ENGINE"):
+        _net("relu", "softmax").fit(X, y, epochs=1)
