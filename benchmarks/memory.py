@@ -6,6 +6,8 @@ prints one JSON line: the process's peak RSS (the high-water mark, imports
 included, since that is what a user's machine pays), the RSS just before
 training, and the difference. The default 8,192 rows are about the size of
 mnist-10k's training set (25 MiB of float32 features, the same in every tool).
+"dialnet" trains on the engine ``fit`` picks (the compiled step loads numba
+and LLVM); "numpy path" on the NumPy layers alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import subprocess
 import sys
 
 from .cases import CASES, make_data
-from .tools import RUNNERS, TOOLS, Unavailable
+from .tools import CASE_TOOLS, RUNNERS, Unavailable
 
 MEMORY_CASE = "3"
 MEMORY_ROWS, QUICK_ROWS = 8192, 256
@@ -88,7 +90,7 @@ def measure_in_subprocess(tool, case_key=MEMORY_CASE, samples=MEMORY_ROWS, timeo
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
-    parser.add_argument("tool", choices=TOOLS)
+    parser.add_argument("tool", choices=CASE_TOOLS)
     parser.add_argument("--case", default=MEMORY_CASE, choices=[c.key for c in CASES if c.kind == "train"])
     parser.add_argument("--samples", type=int, default=MEMORY_ROWS, help=f"training rows (default {MEMORY_ROWS})")
     args = parser.parse_args(argv)

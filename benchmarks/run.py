@@ -13,7 +13,7 @@ import numpy as np
 from . import accuracy, distributed, gpu, memory, startup, tables
 from .cases import CASES, make_data
 from .timing import PAUSE_S, interleaved, median
-from .tools import RUNNERS, TOOLS, Unavailable
+from .tools import CASE_TOOLS, RUNNERS, TOOLS, Unavailable
 
 SECTIONS = ("cases", "startup", "memory", "accuracy", "gpu", "distributed", "tables")
 QUICK_SECTIONS = ("cases", "startup")
@@ -34,15 +34,15 @@ def _matmul_unit(size):
     return lambda: np.matmul(A, B, out=C)
 
 
-def run_case(case, quick, repeats, pause=PAUSE_S, tools=TOOLS):
+def run_case(case, quick, repeats, pause=PAUSE_S, tools=CASE_TOOLS):
     """Time one case for every installed tool; return samples/s per tool (and the matmul peak)."""
     n = case.n_samples(quick)
     X, y = make_data(case, n)
-    units, warmups, skipped = {}, {}, {}
+    units, warmups, skipped, runs = {}, {}, {}, {}
     warm_n = min(n, 4 * case.batch)
     for tool in tools:
         try:
-            run = RUNNERS[tool](case, X, y)
+            run = runs[tool] = RUNNERS[tool](case, X, y)
         except Unavailable as exc:
             skipped[tool] = str(exc)
             continue
@@ -53,7 +53,7 @@ def run_case(case, quick, repeats, pause=PAUSE_S, tools=TOOLS):
         units["matmul"] = warmups["matmul"] = _matmul_unit(peak_size)
     times = interleaved(units, repeats, warmup=warmups, pause=pause)
     result = {"case": case.key, "title": case.title, "samples": n, "repeats": repeats,
-              "samples_per_s": {}, "skipped": skipped}
+              "samples_per_s": {}, "skipped": skipped, "engine": getattr(runs.get("dialnet"), "engine", None)}
     for tool, seconds in times.items():
         if tool != "matmul":
             result["samples_per_s"][tool] = n / median(seconds)
@@ -132,19 +132,23 @@ def _fmt_ratio(a, b):
 
 
 def format_cases(results):
-    head = ("case", "dialnet", "torch", "sklearn", "vs torch", "vs sklearn", "% of peak")
+    head = ("case", "dialnet", "numpy path", "torch", "sklearn", "vs torch", "vs sklearn", "% of peak")
     rows = []
     for r in results:
         rate = r["samples_per_s"]
         d = rate.get("dialnet")
         share = f"{r['peak']['share']:.0%}" if r.get("peak") else "-"
-        rows.append((f"{r['case']}. {r['title']}", _fmt_rate(d), _fmt_rate(rate.get("torch")),
+        numpy_path = _fmt_rate(rate["numpy path"]) if "numpy path" in rate else "-"
+        rows.append((f"{r['case']}. {r['title']}", _fmt_rate(d), numpy_path, _fmt_rate(rate.get("torch")),
                      _fmt_rate(rate.get("sklearn")), _fmt_ratio(d, rate.get("torch")), _fmt_ratio(d, rate.get("sklearn")),
                      share))
     widths = [max(len(row[i]) for row in rows + [head]) for i in range(len(head))]
     line = lambda row: "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))  # noqa: E731
+    engines = sorted({r["engine"] for r in results if r.get("engine")})
     out = ["samples per second (median), dialnet's speed as a multiple of each peer's, and its matrix products' "
-           "share of this run's float32 matmul peak (training)", line(head),
+           "share of this run's float32 matmul peak (training)",
+           f"dialnet trained on its {' and '.join(engines) or 'default'} engine; 'numpy path' is the same fit with "
+           "engine='numpy'", line(head),
            "  ".join("-" * w for w in widths)]
     out += [line(row) for row in rows]
     for r in results:
@@ -155,6 +159,8 @@ def format_cases(results):
                        f"{p['share']:.0%} of this run's float32 matmul peak, {p['peak_gflops']:.1f} GFLOP/s "
                        f"({p['matmul_size']}x{p['matmul_size']} np.matmul)")
         for tool, why in r["skipped"].items():
+            if tool == "numpy path" and r["case"].startswith("5"):
+                continue  # inference has one path
             out.append(f"case {r['case']}: {tool} skipped: {why}")
     return "\n".join(out)
 
@@ -207,9 +213,10 @@ def check_targets(report):
             checks.append((f"dialnet --help <= {HELP_RATIO_TARGET:g}x `python -c \"import numpy\"`", f"{ratio:.2f}x",
                            ratio <= HELP_RATIO_TARGET))
     m = report.get("memory")
-    if m and m["tools"].get("dialnet") and m["tools"].get("torch"):
-        share = m["tools"]["dialnet"]["peak_mib"] / m["tools"]["torch"]["peak_mib"]
-        checks.append(("peak RSS <= 1/3 of torch's", f"{share:.2f}", share <= RSS_SHARE_TARGET))
+    for tool in ("dialnet", "numpy path"):
+        if m and m["tools"].get(tool) and m["tools"].get("torch"):
+            share = m["tools"][tool]["peak_mib"] / m["tools"]["torch"]["peak_mib"]
+            checks.append((f"peak RSS <= 1/3 of torch's ({tool})", f"{share:.2f}", share <= RSS_SHARE_TARGET))
     return checks
 
 
@@ -257,7 +264,7 @@ def main(argv=None):
         report["startup"] = startup.measure(runs=1 if args.quick else 7)
     if "memory" in sections:
         rows = memory.QUICK_ROWS if args.quick else memory.MEMORY_ROWS
-        tools = {tool: memory.measure_in_subprocess(tool, samples=rows) for tool in TOOLS}
+        tools = {tool: memory.measure_in_subprocess(tool, samples=rows) for tool in CASE_TOOLS}
         first = next(v for v in tools.values() if v)
         report["memory"] = {"case": first["case"], "samples": first["samples"], "tools": tools}
     if "accuracy" in sections:

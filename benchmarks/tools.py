@@ -7,8 +7,10 @@ documentation teaches:
 
 - dialnet: the public ``net.fit(...)`` with ``optimizer=dn.SGD(lr)``, one
   epoch, no shuffling (so its time includes what fit does per call: input
-  checks, the running training accuracy and certainty, the divergence guard);
-  inference by ``net.predict_proba``.
+  checks, the running training accuracy and certainty, the divergence guard),
+  on the engine ``fit`` picks (the compiled step when numba is installed);
+  inference by ``net.predict_proba``. "numpy path" is the same with
+  ``engine="numpy"``: the reference path, timed in the same run.
 - PyTorch: an ``nn.Sequential`` of ``Linear`` and activation modules,
   ``nn.CrossEntropyLoss`` on the logits, ``torch.optim.SGD``, the usual
   ``zero_grad / loss / backward / step`` loop that also reads the loss
@@ -27,6 +29,7 @@ import numpy as np
 from .cases import LEARNING_RATE
 
 TOOLS = ("dialnet", "torch", "sklearn")
+CASE_TOOLS = ("dialnet", "numpy path", "torch", "sklearn")  # the cases also time dialnet's NumPy path
 
 
 class Unavailable(Exception):
@@ -56,7 +59,7 @@ def _batches(n, batch):
 # ------------------------------------------------------------------ dialnet
 
 
-def dialnet_runner(case, X, y, seed=0):
+def dialnet_runner(case, X, y, seed=0, engine=None):
     import dialnet as dn  # noqa: PLC0415
 
     net = dn.mlp(list(case.sizes), activation=case.activation, output="softmax", seed=seed)
@@ -69,9 +72,18 @@ def dialnet_runner(case, X, y, seed=0):
     optimizer = dn.SGD(lr=LEARNING_RATE)
 
     def run(n):
-        net.fit(X[:n], y[:n], loss="cross_entropy", optimizer=optimizer, epochs=1,
-                batch_size=case.batch, shuffle=False)
+        history = net.fit(X[:n], y[:n], loss="cross_entropy", optimizer=optimizer, epochs=1,
+                          batch_size=case.batch, shuffle=False, engine=engine)
+        run.engine = history.engine
     return run
+
+
+def dialnet_numpy_runner(case, X, y, seed=0):
+    """dialnet with ``engine="numpy"``: the reference path (layers, losses, optimizers calling NumPy), for training;
+    inference has one path (the NumPy layers), already timed as dialnet's."""
+    if case.kind == "infer":
+        raise Unavailable("inference has one path, timed as dialnet's")
+    return dialnet_runner(case, X, y, seed, engine="numpy")
 
 
 # -------------------------------------------------------------------- torch
@@ -148,4 +160,5 @@ def sklearn_runner(case, X, y, seed=0):
     return run
 
 
-RUNNERS = {"dialnet": dialnet_runner, "torch": torch_runner, "sklearn": sklearn_runner}
+RUNNERS = {"dialnet": dialnet_runner, "numpy path": dialnet_numpy_runner, "torch": torch_runner,
+           "sklearn": sklearn_runner}

@@ -28,6 +28,7 @@ Codes shared with :mod:`dialnet.train.compiled`:
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 
@@ -62,6 +63,7 @@ def _call(typingctx, address, order, trans_a, trans_b, m, n, k, alpha, A, lda, B
     return signature, codegen
 
 
+@functools.lru_cache(maxsize=4)
 def numpy_gemm(dtype):
     """``(address, 64-bit integers)`` of NumPy's ``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64); None if not found.
 
@@ -73,7 +75,7 @@ def numpy_gemm(dtype):
     ``cblas_?gemm``; other BLAS builds (Accelerate, MKL under other names)
     leave the NumPy path to train.
     """
-    letter = "s" if np.dtype(dtype) == np.float32 else "d"
+    letter = "s" if np.dtype(dtype) == np.float32 else "d"  # (looked up once per dtype: threadpoolctl reads /proc)
     numpy_dir = os.path.dirname(os.path.abspath(np.__file__))
     for info in threadpool_info():
         path = info.get("filepath") or ""
