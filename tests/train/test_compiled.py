@@ -230,3 +230,35 @@ def test_auto_compiles_what_it_covers_and_the_environment_sets_the_default(monke
     monkeypatch.setenv("DIALNET_ENGINE", "fastest")
     with pytest.raises(ConfigError, match="DIALNET_ENGINE"):
         _net("relu", "softmax").fit(X, y, epochs=1)
+
+
+def test_inputs_in_fortran_order_or_strided_train_the_same():
+    X, y = _data("labels", n=40)
+    nets = []
+    for inputs in (X, np.asfortranarray(X), np.repeat(X, 2, axis=1)[:, ::2]):
+        net = _net("sigmoid", "softmax")
+        net.fit(inputs, y, optimizer=dn.SGD(lr=0.1), epochs=2, batch_size=8, shuffle=False, engine="compiled")
+        nets.append(net)
+    for net in nets[1:]:
+        for a, b in zip(nets[0].parameters(), net.parameters()):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_nothing_left_in_the_work_area_leaks_into_a_step(monkeypatch, batch_size):
+    """The work area is np.empty: a step must write every number it reads (here it starts full of NaN)."""
+    from dialnet.train import compiled
+
+    made = compiled.CompiledStep.__init__
+
+    def poisoned(self, module, trainer):
+        made(self, module, trainer)
+        self.work[...] = np.nan
+
+    monkeypatch.setattr(compiled.CompiledStep, "__init__", poisoned)
+    for hidden, head, loss, targets in (("sigmoid", "softmax", "cross_entropy", "labels"),
+                                        ("tanh", "sigmoid", "binary_cross_entropy", "multilabel"),
+                                        ("relu", "softmax", "mse", "onehot")):
+        nets = [_train(engine, hidden, head, loss, targets, dn.SGD(lr=0.1, momentum=0.5), batch_size=batch_size,
+                       shuffle=True, seed=1)[0] for engine in ("numpy", "compiled")]
+        _close(nets[0].parameters(), nets[1].parameters(), rtol=1e-10, atol=1e-12)

@@ -130,7 +130,7 @@ def _one_row_product(A, trans_a, B, trans_b, C):
                 C[i, j] = a * B[0, j]
     elif trans_b:  # C[0, j] = A[0, :] . B[j, :]
         for j in range(n):
-            s = C[0, j] * 0
+            s = _cast(0.0, C)
             for p in range(A.shape[1]):
                 s += A[0, p] * B[j, p]
             C[0, j] = s
@@ -150,36 +150,43 @@ def _view(work, offset, rows, cols):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _activate(a, code, alpha, limit, one):
-    """``a = f(z)`` in place, row by row (softmax: per row)."""
+def _activate(a, b, code, alpha, limit, one):
+    """``a = f(a + b)`` in place, row by row, in one pass (``b``: the biases, or empty for none)."""
     m, n = a.shape
-    if code == SIGMOID:
+    zero = one - one
+    if b.shape[0] == 0:
+        b = np.zeros(n, a.dtype)  # (only the fused losses' second pass, on the narrow output layer)
+    if code == IDENTITY:
         for i in range(m):
             for j in range(n):
-                e = np.exp(min(-a[i, j], limit))  # exp(-z) stays finite, as in layers.Sigmoid
+                a[i, j] = a[i, j] + b[j]
+    elif code == SIGMOID:
+        for i in range(m):
+            for j in range(n):
+                e = np.exp(min(-(a[i, j] + b[j]), limit))  # exp(-z) stays finite, as in layers.Sigmoid
                 a[i, j] = one / (e + one)
     elif code == TANH:
         for i in range(m):
             for j in range(n):
-                a[i, j] = np.tanh(a[i, j])
+                a[i, j] = np.tanh(a[i, j] + b[j])
     elif code == RELU:
-        zero = one - one
         for i in range(m):
             for j in range(n):
-                z = a[i, j]
+                z = a[i, j] + b[j]
                 a[i, j] = z if (z > zero or z != z) else zero  # max(z, 0): NaN stays NaN, as with np.maximum
     elif code == LEAKY:
-        zero = one - one
         for i in range(m):
             for j in range(n):
-                z = a[i, j]
+                z = a[i, j] + b[j]
                 a[i, j] = z * (one if z > zero else alpha)
     elif code == SOFTMAX:
         for i in range(m):
+            for j in range(n):
+                a[i, j] = a[i, j] + b[j]
             top = a[i, 0]
             for j in range(1, n):
                 top = max(top, a[i, j])
-            s = one - one
+            s = zero
             for j in range(n):
                 a[i, j] = np.exp(a[i, j] - top)
                 s += a[i, j]
@@ -188,33 +195,49 @@ def _activate(a, code, alpha, limit, one):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _slope(d, a, code, alpha, one):
-    """``dz = da * f'(z)`` in place on ``d``, from the layer's output ``a``."""
+def _slope(d, a, code, alpha, one, gb):
+    """``dz = da * f'(z)`` in place on ``d``, from the layer's output ``a``; ``gb`` gets ``dz`` summed over the rows."""
     m, n = d.shape
     zero = one - one
-    if code == SIGMOID:
+    for j in range(n):
+        gb[j] = zero
+    if code == IDENTITY:
         for i in range(m):
             for j in range(n):
-                d[i, j] = (one - a[i, j]) * a[i, j] * d[i, j]
+                gb[j] += d[i, j]
+    elif code == SIGMOID:
+        for i in range(m):
+            for j in range(n):
+                v = (one - a[i, j]) * a[i, j] * d[i, j]
+                d[i, j] = v
+                gb[j] += v
     elif code == TANH:
         for i in range(m):
             for j in range(n):
-                d[i, j] = (one - a[i, j] * a[i, j]) * d[i, j]
+                v = (one - a[i, j] * a[i, j]) * d[i, j]
+                d[i, j] = v
+                gb[j] += v
     elif code == RELU:
         for i in range(m):
             for j in range(n):
-                d[i, j] = d[i, j] * (one if a[i, j] > zero else zero)
+                v = d[i, j] * (one if a[i, j] > zero else zero)
+                d[i, j] = v
+                gb[j] += v
     elif code == LEAKY:
         for i in range(m):
             for j in range(n):
-                d[i, j] = d[i, j] * (one if a[i, j] > zero else alpha)
+                v = d[i, j] * (one if a[i, j] > zero else alpha)
+                d[i, j] = v
+                gb[j] += v
     elif code == SOFTMAX:
         for i in range(m):
             s = zero
             for j in range(n):
                 s += d[i, j] * a[i, j]
             for j in range(n):
-                d[i, j] = (d[i, j] - s) * a[i, j]
+                v = (d[i, j] - s) * a[i, j]
+                d[i, j] = v
+                gb[j] += v
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -289,16 +312,14 @@ def _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas,
     n_layers = sizes.shape[0] - 1
     one, limit = _cast(1.0, params), hyper[0]
     n0 = sizes[0]
-    xb = _view(work, 0, m, n0)
-    if index.shape[0]:
+    if index.shape[0]:  # a shuffled epoch: the batch's rows gathered into the work area
+        xb = _view(work, 0, m, n0)
         for i in range(m):
             row = index[start + i]
             for j in range(n0):
                 xb[i, j] = X[row, j]
-    else:
-        for i in range(m):
-            for j in range(n0):
-                xb[i, j] = X[start + i, j]
+    else:  # rows in order are already one block
+        xb = X[start:stop]
     # forward: the layers' outputs one after another in work, after the batch
     offset, p_off = cap * n0, 0
     a_in = xb
@@ -309,15 +330,12 @@ def _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas,
         b = params[p_off + n_in * n_out : p_off + n_in * n_out + n_out]
         a = _view(work, offset, m, n_out)
         _product(gemm, wide, a_in, False, W, False, a)
-        for i in range(m):
-            for j in range(n_out):
-                a[i, j] += b[j]
-        if layer == n_layers - 1:  # the fused losses' values come from the logits
-            if loss == CROSS_ENTROPY:
-                value = _cross_entropy(a, labels[start:stop])
-            elif loss == BINARY_CROSS_ENTROPY:
-                value = _logit_loss(a, Y[start:stop])
-        _activate(a, acts[layer], alphas[layer], limit, one)
+        if layer == n_layers - 1 and loss != SQUARED_ERROR:  # the fused losses' values come from the logits
+            _activate(a, b, IDENTITY, one, limit, one)
+            value = _cross_entropy(a, labels[start:stop]) if loss == CROSS_ENTROPY else _logit_loss(a, Y[start:stop])
+            _activate(a, b[:0], acts[layer], alphas[layer], limit, one)
+        else:
+            _activate(a, b, acts[layer], alphas[layer], limit, one)
         a_in = a
         offset += cap * n_out
         p_off += n_in * n_out + n_out
@@ -329,8 +347,9 @@ def _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas,
     k = sizes[n_layers]
     d = _view(work, d_offsets[0], m, k)
     value += _delta(a_in, labels[start:stop], Y[start:stop], loss, d)
-    if loss == SQUARED_ERROR:
-        _slope(d, a_in, acts[n_layers - 1], alphas[n_layers - 1], one)
+    p_last = p_off - (sizes[n_layers - 1] * k + k)
+    out_code = acts[n_layers - 1] if loss == SQUARED_ERROR else IDENTITY  # (fused: d is already dL/dz)
+    _slope(d, a_in, out_code, alphas[n_layers - 1], one, grads[p_last + sizes[n_layers - 1] * k : p_off])
     a_offset = offset - cap * k
     for layer in range(n_layers - 1, -1, -1):
         n_in, n_out = sizes[layer], sizes[layer + 1]
@@ -338,19 +357,14 @@ def _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas,
         a_offset -= cap * n_in if layer > 0 else 0
         below = _view(work, a_offset, m, n_in) if layer > 0 else xb
         gW = _view(grads, p_off, n_in, n_out)
-        _product(gemm, wide, below, True, d, False, gW)
-        gb = grads[p_off + n_in * n_out : p_off + n_in * n_out + n_out]
-        for j in range(n_out):
-            gb[j] = 0
-        for i in range(m):
-            for j in range(n_out):
-                gb[j] += d[i, j]
+        _product(gemm, wide, below, True, d, False, gW)  # dW = X.T dZ (db was summed with dZ's slope)
         if layer == 0:
             break
         W = _view(params, p_off, n_in, n_out)
         d_next = _view(work, d_offsets[(n_layers - layer) % 2], m, n_in)
         _product(gemm, wide, d, False, W, True, d_next)
-        _slope(d_next, below, acts[layer - 1], alphas[layer - 1], one)
+        gb_below = p_off - n_in  # the biases of the layer below end where this layer's weights start
+        _slope(d_next, below, acts[layer - 1], alphas[layer - 1], one, grads[gb_below:p_off])
         d = d_next
     return value
 

@@ -205,7 +205,14 @@ class CompiledStep:
         index = getattr(Xs, "index", None)
         X = getattr(Xs, "source", Xs)
         labels, Y = (Ys, self.no_targets) if self.loss == CROSS_ENTROPY else (self.no_rows, Ys)
+        if index is None and not X.flags.c_contiguous:  # rows in order are read as one block only from C order
+            index = self._identity(X.shape[0])
         return X, (self.no_rows if index is None else index), labels, Y
+
+    def _identity(self, n):
+        if getattr(self, "_rows", None) is None or self._rows.shape[0] != n:
+            self._rows = np.arange(n, dtype=np.int64)
+        return self._rows
 
     def outputs(self, rows):
         """The network's outputs for the last step's ``rows`` (a view into the work area)."""
