@@ -350,3 +350,21 @@ def test_gradcheck_of_the_seed_network_after_training_steps(rng):
     y = rng.integers(0, 10, 64)
     net.fit(X, y, optimizer=dn.SGD(lr=0.1), epochs=2, batch_size=1, shuffle=False)
     assert dn.gradcheck(net, "cross_entropy", X[:3], y[:3], max_dials=40) < 1e-6
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("rows", [3, 300, 5000])
+def test_predict_refuses_a_non_finite_input_anywhere_even_behind_zero_weights(bad, rows):
+    """predict_proba checks inputs on the first layer's sums: a NaN or inf input must still be refused,
+    also where its weights are 0 (inf * 0 is NaN), in any block, without a NumPy warning first."""
+    net = dn.mlp([5, 4, 3], seed=0)
+    X = np.random.default_rng(0).standard_normal((rows, 5)).astype(np.float32)
+    net.predict_proba(X)
+    for column in (1, 3):
+        net.layers[0].weights[3, :] = 0.0
+        Xb = X.copy()
+        Xb[rows - 1, column] = bad
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(dn.InvalidValueError, match="X contains NaN or infinity"):
+                net.predict_proba(Xb, batch_size=2048)

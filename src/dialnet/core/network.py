@@ -45,6 +45,16 @@ def all_finite(X) -> bool:
     return bool(backend.all_true(xp.isfinite(X)))
 
 
+def _non_finite(X, what):
+    bad = int((~np.isfinite(backend.to_numpy(X))).sum())
+    raise InvalidValueError(
+        f"{what} contains NaN or infinity",
+        expected="finite numbers",
+        got=f"{bad} non-finite values",
+        fix="fill or drop missing values before training or predicting",
+    )
+
+
 def _same_arrays(a, b) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
@@ -281,8 +291,12 @@ class Network:
 
     # ---------------------------------------------------------- validation
 
-    def _check_X(self, X, what="X"):
-        """Validate and convert an input batch once, at the public boundary."""
+    def _check_X(self, X, what="X", finite=True):
+        """Validate and convert an input batch once, at the public boundary.
+
+        ``finite=False`` leaves out the NaN/infinity check, for a caller that
+        makes it another way (:meth:`predict_proba`: :meth:`_check_inputs_finite`).
+        """
         if not hasattr(X, "shape") or not hasattr(X, "dtype"):
             try:
                 X = np.asarray(X)
@@ -323,15 +337,25 @@ class Network:
                 fix="convert text columns to numbers first (the CSV loader does this)",
             )
         X = backend.asarray(X, dtype=self.dtype)
-        if not all_finite(X):
-            bad = int((~np.isfinite(backend.to_numpy(X))).sum())
-            raise InvalidValueError(
-                f"{what} contains NaN or infinity",
-                expected="finite numbers",
-                got=f"{bad} non-finite values",
-                fix="fill or drop missing values before training or predicting",
-            )
+        if finite and not all_finite(X):
+            _non_finite(X, what)
         return X
+
+    def _check_inputs_finite(self, X):
+        """After a forward pass of ``X``: refuse it if it held NaN or infinity, reading the first layer's sums.
+
+        A NaN or an infinity among a row's inputs makes every sum ``z = x W + b``
+        of that row non-finite (``inf * w`` is infinite, or NaN where ``w = 0``),
+        so finite first-layer sums, a few numbers a row, vouch for the inputs
+        without a pass over all of them. Non-finite sums (a bad input, or finite
+        inputs so large that the sums overflow) are settled on ``X`` itself.
+        """
+        dense = self.layers[self._first_dense]
+        z = dense._buffers.get("z") if self._first_dense == 0 else None
+        if z is not None and z.shape[0] == X.shape[0] and all_finite(z):
+            return
+        if not all_finite(X):
+            _non_finite(X, "X")
 
     # -------------------------------------------------------------- passes
 
@@ -400,12 +424,15 @@ class Network:
 
     def predict_proba(self, X, batch_size=4096):
         """The network's outputs: certainties per class for a softmax output."""
-        X = self._check_X(X)
-        if X.shape[0] <= batch_size:
-            return backend.to_numpy(backend.copy(self._forward(X)))
-        parts = [backend.to_numpy(backend.copy(self._forward(X[i : i + batch_size])))
-                 for i in range(0, X.shape[0], batch_size)]
-        return np.concatenate(parts)
+        X = self._check_X(X, finite=False)  # checked after each block's forward pass, on its first-layer sums
+        parts = []
+        for i in range(0, X.shape[0], batch_size):
+            block = X[i : i + batch_size] if X.shape[0] > batch_size else X
+            with np.errstate(invalid="ignore", over="ignore"):  # a NaN or inf input is refused just below
+                out = self._forward(block)
+            self._check_inputs_finite(block)
+            parts.append(backend.to_numpy(backend.copy(out)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def predict(self, X, batch_size=4096):
         """Class indices (classification), 0/1 per output (binary, multi-label), or values (regression)."""
