@@ -262,3 +262,24 @@ def test_nothing_left_in_the_work_area_leaks_into_a_step(monkeypatch, batch_size
         nets = [_train(engine, hidden, head, loss, targets, dn.SGD(lr=0.1, momentum=0.5), batch_size=batch_size,
                        shuffle=True, seed=1)[0] for engine in ("numpy", "compiled")]
         _close(nets[0].parameters(), nets[1].parameters(), rtol=1e-10, atol=1e-12)
+
+
+def test_without_numba_auto_trains_on_numpy_and_compiled_says_how_to_get_it(monkeypatch):
+    from dialnet.train import compiled
+
+    monkeypatch.setattr(compiled, "_kernels", [(None, f"numba is not installed ({compiled.INSTALL}): No module named 'numba'")])
+    X, y = _data("labels")
+    assert _net("relu", "softmax").fit(X, y, epochs=1).engine == "numpy"
+    with pytest.raises(ConfigError, match=r"numba is not installed \(pip install 'dialnet\[fast\]'\)"):
+        _net("relu", "softmax").fit(X, y, epochs=1, engine="compiled")
+
+
+def test_importing_dialnet_and_training_on_numpy_never_import_numba():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, dialnet as dn; X = np.zeros((8, 3)); "
+            "dn.mlp([3, 2], seed=0).fit(X, np.arange(8) % 2, epochs=1, engine='numpy'); "
+            "print('numba' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

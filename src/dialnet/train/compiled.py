@@ -52,18 +52,25 @@ CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR = 0, 1, 2
 OPTIMIZERS = {SGD: 0, Adam: 1, AdamW: 1, RMSprop: 2}
 BACKPROP, UPDATE, BOTH = 0, 1, 2
 
-_kernels = []  # the kernels module once loaded, or None when numba is missing or broken
+_kernels = []  # [(the kernels module or None, why not)] once the first run asked for them
 
 
 def kernels():
-    """The compiled kernels (:mod:`dialnet.train._kernels`), or None when numba cannot be imported."""
+    """The compiled kernels (:mod:`dialnet.train._kernels`), or None when numba cannot be loaded (see :func:`kernels_missing`)."""
     if not _kernels:
         try:
-            module = importlib.import_module("dialnet.train._kernels")  # imports numba: only when training asks
-        except ImportError:
-            module = None
-        _kernels.append(module)
-    return _kernels[0]
+            _kernels.append((importlib.import_module("dialnet.train._kernels"), None))  # imports numba: only now
+        except ImportError as exc:
+            _kernels.append((None, f"numba is not installed ({INSTALL}): {exc}"))
+        except Exception as exc:  # noqa: BLE001  (a broken numba, or no folder to cache the kernels in: train without)
+            _kernels.append((None, f"numba could not load the kernels ({type(exc).__name__}: {exc})"))
+    return _kernels[0][0]
+
+
+def kernels_missing() -> str:
+    """Why :func:`kernels` is None."""
+    kernels()
+    return _kernels[0][1]
 
 
 def check_engine(engine) -> str:
@@ -144,7 +151,7 @@ def choose(engine, trainer):
     reason = why_not(trainer.net, trainer.loss, trainer.optimizer, trainer.Y, trainer.W, trainer.dist is not None)
     module = None if reason else kernels()
     if reason is None and module is None:
-        reason = f"numba is not installed ({INSTALL})"
+        reason = kernels_missing()
     if reason is None and module.numpy_gemm(trainer.net.dtype) is None:
         reason = "NumPy's BLAS is not the OpenBLAS of its wheels (the compiled step calls its cblas_gemm)"
     if reason is None:
