@@ -628,6 +628,19 @@ class _Trainer:
             return resuming.interrupted(self)  # writes the checkpoint, raises TrainingInterrupted
         return self.dist.on_root(self, resuming.interrupted)  # rank 0 writes; every rank raises TrainingInterrupted
 
+    def _checkpoint_between_steps(self, step, total, global_step):
+        """A checkpoint is due, or Ctrl-C came: record where training stands, refuse non-finite dials, write.
+
+        Every hot loop calls this between two steps; on Ctrl-C (or SIGTERM)
+        the write is followed by ``TrainingInterrupted``.
+        """
+        self.step, self.total, self.global_step = step, total, global_step
+        if not self.params_finite():  # never write non-finite dials into a checkpoint
+            raise divergence.Diverged(step - 1)
+        if self.interrupt.hit:
+            self._interrupted()
+        self._save_checkpoint()
+
     def _run_steps_distributed(self):
         """The hot loop of a distributed run: each step is :meth:`DataParallel.step` (local backprop, one
         Allreduce of the gradient, the reduced loss), then the identical update on every rank."""
@@ -647,12 +660,7 @@ class _Trainer:
             step += 1
             global_step += 1
             if (every and global_step % every == 0) or interrupt.hit:
-                self.step, self.total, self.global_step = step, total, global_step
-                if not self.params_finite():
-                    raise divergence.Diverged(step - 1)
-                if interrupt.hit:
-                    self._interrupted()
-                self._save_checkpoint()
+                self._checkpoint_between_steps(step, total, global_step)
         self.step, self.total, self.global_step = step, total, global_step
 
     def _run_steps(self):
@@ -690,12 +698,7 @@ class _Trainer:
             step += 1
             global_step += 1
             if (every and global_step % every == 0) or interrupt.hit:
-                self.step, self.total, self.global_step = step, total, global_step
-                if not self.params_finite():  # never write non-finite dials into a checkpoint
-                    raise divergence.Diverged(step - 1)
-                if interrupt.hit:
-                    resuming.interrupted(self)
-                resuming.save_checkpoint(self)
+                self._checkpoint_between_steps(step, total, global_step)
         self.step, self.total, self.global_step = step, total, global_step
 
     def _run_steps_compiled(self):
@@ -723,12 +726,7 @@ class _Trainer:
             step += 1
             global_step += 1
             if (every and global_step % every == 0) or interrupt.hit:
-                self.step, self.total, self.global_step = step, total, global_step
-                if not self.params_finite():
-                    raise divergence.Diverged(step - 1)
-                if interrupt.hit:
-                    resuming.interrupted(self)
-                resuming.save_checkpoint(self)
+                self._checkpoint_between_steps(step, total, global_step)
         self.step, self.total, self.global_step = step, total, global_step
 
     def _end_epoch(self, epoch, bar) -> bool:
