@@ -283,3 +283,18 @@ def test_importing_dialnet_and_training_on_numpy_never_import_numba():
             "print('numba' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("engine,shown", [("auto", "(compiled step)"), ("numpy", "(NumPy layers)")])
+def test_dialnet_train_says_which_engine_trained(tmp_path, engine, shown):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DIALNET_ENGINE=engine)
+    done = subprocess.run([sys.executable, "-m", "dialnet.cli", "train", "--limit", "300", "--epochs", "2",
+                           "--optimizer", "adam", "--out", str(tmp_path / "m.safetensors")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("Trained "))
+    assert line.endswith(shown)

@@ -251,7 +251,8 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     log(f"Stopped: {history.stop_reason}")
     if history.best_epoch is not None and history.best_epoch + 1 != len(history.epochs):
         log(f"Kept the weights of epoch {history.best_epoch + 1} (lowest validation loss)")
-    log(f"Trained {len(history.epochs)} epochs in {history.train_time:.1f} s")
+    engine = {"compiled": " (compiled step)", "numpy": " (NumPy layers)"}.get(getattr(history, "engine", None), "")
+    log(f"Trained {len(history.epochs)} epochs in {history.train_time:.1f} s{engine}")
     meta = {"data": ds.name, "epochs": len(history.epochs), "stop_reason": history.stop_reason, "seed": recipe.seed,
             "history": history.history}
     if prepared.split_info is not None:
