@@ -94,6 +94,24 @@ def test_every_stack_matches_the_numpy_path_in_float64(hidden, head, loss, targe
         np.testing.assert_allclose(histories[1].history[key], values, rtol=1e-12, err_msg=key)
 
 
+@pytest.mark.parametrize("head,loss,targets", HEADS[:4])
+def test_sample_and_class_weights_match_the_numpy_path(head, loss, targets):
+    X, y = _data(targets)
+    w = np.random.default_rng(4).uniform(0.0, 3.0, size=len(X))
+    w[:8] = 0.0  # the first batch weighs nothing: value 0, no step
+    extra = {"class_weight": "balanced"} if targets == "labels" else {}
+    nets, histories = [], []
+    for engine in ("numpy", "compiled"):
+        net = _net("tanh", head)
+        histories.append(net.fit(X, y, loss=loss, optimizer=dn.Adam(lr=0.01), epochs=2, batch_size=8, seed=2,
+                                 sample_weight=w, validation_data=(X, y, w), engine=engine, **extra))
+        nets.append(net)
+    assert histories[1].engine == "compiled"
+    _close(nets[0].parameters(), nets[1].parameters(), rtol=1e-11, atol=1e-13)
+    for key, values in histories[0].history.items():
+        np.testing.assert_allclose(histories[1].history[key], values, rtol=1e-11, err_msg=key)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer_setting_matches_the_numpy_path_and_leaves_the_same_state(name):
     results = []
@@ -206,7 +224,6 @@ def test_divergence_keeps_the_weights_from_before_the_bad_step():
 
 @pytest.mark.parametrize("make,reason", [
     (lambda: (dn.mlp([6, 5, 3], dropout=0.2, seed=0), {}), "Dropout"),
-    (lambda: (dn.mlp([6, 5, 3], seed=0), {"sample_weight": np.ones(24)}), "sample weights"),
     (lambda: (dn.mlp([6, 5, 3], seed=0), {"optimizer": type("MySGD", (dn.SGD,), {})(lr=0.1)}), "MySGD"),
     (lambda: (dn.mlp([6, 5, 3], seed=0), {"y": np.eye(3)[np.arange(24) % 3]}), "target rows"),
 ])

@@ -250,7 +250,7 @@ def _cast(x, like):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _delta(P, labels, Y, loss, d):
-    """The loss's delta into ``d``: ``dL/dz`` (fused) or ``dL/dP``; returns the squared error's value (else 0)."""
+    """The loss's delta into ``d``: ``dL/dz`` (fused) or ``dL/dP``, for the unweighted mean."""
     m, k = P.shape
     one = _cast(1.0, P)
     if loss == CROSS_ENTROPY:
@@ -260,28 +260,38 @@ def _delta(P, labels, Y, loss, d):
             for j in range(k):
                 d[i, j] = P[i, j] * scale
             d[i, c] = (P[i, c] - one) * scale
-        return 0.0
-    if loss == BINARY_CROSS_ENTROPY:
+    elif loss == BINARY_CROSS_ENTROPY:
         scale = _cast(1.0 / (m * k), P)
         for i in range(m):
             for j in range(k):
                 d[i, j] = (P[i, j] - Y[i, j]) * scale
-        return 0.0
-    scale = _cast(2.0 / (m * k), P)
-    total = 0.0
-    for i in range(m):
-        for j in range(k):
-            diff = P[i, j] - Y[i, j]
-            total += float(diff) * float(diff)
-            d[i, j] = diff * scale
-    return total / (m * k)
+    else:
+        scale = _cast(2.0 / (m * k), P)
+        for i in range(m):
+            for j in range(k):
+                d[i, j] = (P[i, j] - Y[i, j]) * scale
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _cross_entropy(Z, labels):
-    """Softmax cross-entropy from the logits, ``logsumexp(z) - z[true]`` averaged (exact where p underflows)."""
-    m, k = Z.shape
+def _mean(totals, w, norm, per_row):
+    """The loss value from each row's summed loss ``totals``: the mean over every number, or with sample
+    weights ``w`` the weighted mean of the rows' means (``per_row`` numbers a row) over ``norm``."""
+    m = totals.shape[0]
     total = 0.0
+    if w.shape[0] == 0:
+        for i in range(m):
+            total += totals[i]
+        return total / (m * per_row)
+    for i in range(m):
+        total += float(w[i]) * (totals[i] / per_row)
+    return total / norm
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _cross_entropy(Z, labels, w, norm):
+    """Softmax cross-entropy from the logits, ``logsumexp(z) - z[true]`` per row (exact where p underflows)."""
+    m, k = Z.shape
+    totals = np.empty(m)
     for i in range(m):
         top = Z[i, 0]
         for j in range(1, k):
@@ -289,26 +299,49 @@ def _cross_entropy(Z, labels):
         s = 0.0
         for j in range(k):
             s += math.exp(float(Z[i, j] - top))
-        total += math.log(s) - float(Z[i, labels[i]] - top)
-    return total / m
+        totals[i] = math.log(s) - float(Z[i, labels[i]] - top)
+    return _mean(totals, w, norm, 1)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _logit_loss(Z, Y):
-    """Binary cross-entropy from the logits: ``max(z, 0) - z y + log1p(exp(-|z|))``, averaged."""
+def _logit_loss(Z, Y, w, norm):
+    """Binary cross-entropy from the logits: ``max(z, 0) - z y + log1p(exp(-|z|))``."""
     m, k = Z.shape
-    total = 0.0
+    totals = np.zeros(m)
     for i in range(m):
         for j in range(k):
             z, y = float(Z[i, j]), float(Y[i, j])
-            total += max(z, 0.0) - z * y + math.log1p(math.exp(-abs(z)))
-    return total / (m * k)
+            totals[i] += max(z, 0.0) - z * y + math.log1p(math.exp(-abs(z)))
+    return _mean(totals, w, norm, k)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas, loss, params, grads, work, cap, hyper):
-    """Forward, loss and backward of rows ``start:stop`` (through ``index`` when it is not empty)."""
+def _squared_error(P, Y, w, norm):
+    m, k = P.shape
+    totals = np.zeros(m)
+    for i in range(m):
+        for j in range(k):
+            diff = float(P[i, j]) - float(Y[i, j])
+            totals[i] += diff * diff
+    return _mean(totals, w, norm, k)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _backprop(gemm, wide, X, index, start, stop, labels, Y, weights, sizes, acts, alphas, loss, params, grads, work, cap,
+              hyper):
+    """Forward, loss and backward of rows ``start:stop`` (through ``index`` when it is not empty).
+
+    With sample ``weights`` (empty: none) the loss is the weighted mean
+    ``sum w_i l_i / sum w_i`` and each row's delta is scaled by
+    ``w_i n / sum w``, as :meth:`dialnet.core.losses.Loss.value_and_delta` does.
+    """
     m = stop - start
+    w = weights[start:stop]
+    norm = 0.0
+    for i in range(w.shape[0]):
+        norm += float(w[i])
+    if norm <= 0.0:
+        norm = 1.0  # rows that all weigh 0 teach nothing: value 0, delta 0
     n_layers = sizes.shape[0] - 1
     one, limit = _cast(1.0, params), hyper[0]
     n0 = sizes[0]
@@ -332,7 +365,10 @@ def _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas,
         _product(gemm, wide, a_in, False, W, False, a)
         if layer == n_layers - 1 and loss != SQUARED_ERROR:  # the fused losses' values come from the logits
             _activate(a, b, IDENTITY, one, limit, one)
-            value = _cross_entropy(a, labels[start:stop]) if loss == CROSS_ENTROPY else _logit_loss(a, Y[start:stop])
+            if loss == CROSS_ENTROPY:
+                value = _cross_entropy(a, labels[start:stop], w, norm)
+            else:
+                value = _logit_loss(a, Y[start:stop], w, norm)
             _activate(a, b[:0], acts[layer], alphas[layer], limit, one)
         else:
             _activate(a, b, acts[layer], alphas[layer], limit, one)
@@ -346,7 +382,15 @@ def _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas,
     d_offsets = (offset, offset + cap * widest)
     k = sizes[n_layers]
     d = _view(work, d_offsets[0], m, k)
-    value += _delta(a_in, labels[start:stop], Y[start:stop], loss, d)
+    if loss == SQUARED_ERROR:
+        value = _squared_error(a_in, Y[start:stop], w, norm)
+    _delta(a_in, labels[start:stop], Y[start:stop], loss, d)
+    if w.shape[0]:
+        scale = _cast(m / norm, d)
+        for i in range(m):
+            row = w[i] * scale
+            for j in range(k):
+                d[i, j] = d[i, j] * row
     p_last = p_off - (sizes[n_layers - 1] * k + k)
     out_code = acts[n_layers - 1] if loss == SQUARED_ERROR else IDENTITY  # (fused: d is already dL/dz)
     _slope(d, a_in, out_code, alphas[n_layers - 1], one, grads[p_last + sizes[n_layers - 1] * k : p_off])
@@ -483,12 +527,12 @@ def _update(p, g, s1, s2, s3, kind, c):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def step(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas, loss, params, grads, work, cap, hyper,
-         mode, kind, c, s1, s2, s3):
+def step(gemm, wide, X, index, start, stop, labels, Y, weights, sizes, acts, alphas, loss, params, grads, work, cap,
+         hyper, mode, kind, c, s1, s2, s3):
     """One training step (``mode``: see the module's docstring); returns the loss value (NaN for update only)."""
     value = math.nan
     if mode != UPDATE:
-        value = _backprop(gemm, wide, X, index, start, stop, labels, Y, sizes, acts, alphas, loss, params, grads, work, cap, hyper)
+        value = _backprop(gemm, wide, X, index, start, stop, labels, Y, weights, sizes, acts, alphas, loss, params, grads, work, cap, hyper)
         if mode == BACKPROP or not math.isfinite(value):
             return value
     if hyper[1] != 0:

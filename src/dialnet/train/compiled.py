@@ -108,7 +108,7 @@ def _layer_codes(net):
     return codes, slopes
 
 
-def why_not(net, loss, optimizer, targets, sample_weight=None, distributed=False):
+def why_not(net, loss, optimizer, targets, distributed=False):
     """Why the compiled step cannot train this run, in a few words; None when it can."""
     if backend.name != "numpy":
         return f"arrays on the {backend.name} backend (the compiled step runs on NumPy arrays)"
@@ -116,8 +116,6 @@ def why_not(net, loss, optimizer, targets, sample_weight=None, distributed=False
         return f"dtype {net.dtype}"
     if distributed:
         return "a distributed run"
-    if sample_weight is not None:
-        return "sample weights"
     if any(name in vars(net) for name in ("_forward", "_backprop", "_loss_step")):
         return "a network with its own forward or backward pass"
     layers = _layer_codes(net)
@@ -148,7 +146,7 @@ def choose(engine, trainer):
     """The :class:`CompiledStep` for ``trainer`` when ``engine`` asks for it and it applies; else None."""
     if engine == "numpy":
         return None
-    reason = why_not(trainer.net, trainer.loss, trainer.optimizer, trainer.Y, trainer.W, trainer.dist is not None)
+    reason = why_not(trainer.net, trainer.loss, trainer.optimizer, trainer.Y, trainer.dist is not None)
     module = None if reason else kernels()
     if reason is None and module is None:
         reason = kernels_missing()
@@ -199,6 +197,7 @@ class CompiledStep:
         self.n_out = widths[-1]
         self.no_rows = np.empty(0, dtype=np.int64)
         self.no_targets = np.empty((0, 0), dtype=dtype)
+        self.no_weights = np.empty(0, dtype=dtype)
         self.kind = OPTIMIZERS[type(self.optimizer)]
         self.c = np.zeros(10, dtype=dtype)
         self._state = None  # the optimizer.state dict the slots below belong to
@@ -207,14 +206,14 @@ class CompiledStep:
     # ------------------------------------------------------------- inputs
 
     def sources(self, order):
-        """``(X, index, labels, Y)`` for the kernel from the trainer's epoch ``order``."""
-        Xs, Ys = order[0], order[1]
+        """``(X, index, labels, Y, weights)`` for the kernel from the trainer's epoch ``order``."""
+        Xs, Ys, Ws = order[0], order[1], order[2]
         index = getattr(Xs, "index", None)
         X = getattr(Xs, "source", Xs)
         labels, Y = (Ys, self.no_targets) if self.loss == CROSS_ENTROPY else (self.no_rows, Ys)
         if index is None and not X.flags.c_contiguous:  # rows in order are read as one block only from C order
             index = self._identity(X.shape[0])
-        return X, (self.no_rows if index is None else index), labels, Y
+        return X, (self.no_rows if index is None else index), labels, Y, (self.no_weights if Ws is None else Ws)
 
     def _identity(self, n):
         if getattr(self, "_rows", None) is None or self._rows.shape[0] != n:
@@ -294,9 +293,9 @@ class CompiledStep:
         if mode != BACKPROP:
             opt.t += 1
             self._constants()
-        X, index, labels, Y = sources
+        X, index, labels, Y, weights = sources
         s1, s2, s3 = self.slots
-        value = self.kernel(self.gemm, self.wide, X, index, start, stop, labels, Y, self.sizes, self.acts, self.alphas, self.loss,
+        value = self.kernel(self.gemm, self.wide, X, index, start, stop, labels, Y, weights, self.sizes, self.acts, self.alphas, self.loss,
                             self.flat_p, self.flat_g, self.work, self.cap, self.hyper,
                             mode, self.kind, self.c, s1, s2, s3)
         if mode == BOTH and not math.isfinite(value):

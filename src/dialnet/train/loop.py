@@ -188,7 +188,7 @@ def fit(
         ``pip install 'dialnet[fast]'``; Dense stacks with sigmoid, tanh, relu,
         leaky_relu or identity, a softmax + cross-entropy, sigmoid + binary
         cross-entropy or squared-error output, SGD/Adam/AdamW/RMSprop, no
-        sample weights); "auto" the compiled step where it applies. Default:
+        dropout); "auto" the compiled step where it applies. Default:
         ``$DIALNET_ENGINE``, else "auto". ``history.engine`` says which ran.
         See :mod:`dialnet.train.compiled`.
 
@@ -481,7 +481,7 @@ class _Trainer:
             value = self.compiled.run(self.compiled.sources(self.order), start, stop, engines.BACKPROP)
             if Ts is not None and math.isfinite(value):
                 self.metrics.update(self.compiled.outputs(stop - start))
-            return value, stop - start
+            return value, (stop - start if Ws is None else float(backend.total(Ws[start:stop])))
         Xb = Xs[start:stop, ...]  # '...': the standard's spelling of 'these rows'
         if Ws is None:
             value, P = self.net._backprop(Xb, Ys[start:stop, ...], self.loss, True)
@@ -707,6 +707,7 @@ class _Trainer:
         compiled = self.compiled
         run, outputs, sources = compiled.run, compiled.outputs, compiled.sources(self.order)
         track = self.metrics.update if self.order[3] is not None else None
+        Ws, total_of = self.order[2], backend.total
         full = outputs(compiled.cap)
         isfinite, bs, n_steps, n = math.isfinite, self.batch_size, self.n_steps, self.n
         every, interrupt = self.checkpoint_every or 0, self.interrupt
@@ -722,7 +723,7 @@ class _Trainer:
                 raise divergence.Diverged(step)
             if track is not None:
                 track(full if stop - start == bs else outputs(stop - start))
-            total += value * (stop - start)
+            total += value * (stop - start if Ws is None else float(total_of(Ws[start:stop])))
             step += 1
             global_step += 1
             if (every and global_step % every == 0) or interrupt.hit:
