@@ -132,3 +132,18 @@ def test_gpu_section_measures_and_compares_with_both_sides_on_the_cpu():
     assert {(r["device"], r["batch"]) for r in report["mnist"]["runs"]} == {(s, b) for s in ("cpu", "gpu") for b in (64, 256)}
     text = gpu.format_report(report)
     assert "gradients GPU vs CPU (float32" in text and "samples/s" in text and "mnist-10k" in text
+
+
+def test_update_candidates_compute_the_same_adam_step():
+    """Every candidate of `python -m benchmarks.update` is the same Adam step (or it would time other work)."""
+    from benchmarks import update
+
+    runs = update.candidates(1001)
+    assert {"numpy", "numpy, 2 threads"} <= set(runs)
+    for fn, _ in runs.values():
+        fn()
+    reference = runs["numpy"][1]
+    for name, (_, dials) in runs.items():
+        np.testing.assert_allclose(dials, reference, rtol=1e-5, atol=1e-7, err_msg=name)
+    timings = update.measure(n=2000, repeats=1)
+    assert set(timings) == set(runs) and all(a > 0 and b > 0 for a, b in timings.values())
