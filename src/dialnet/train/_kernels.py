@@ -6,12 +6,13 @@ numba. Every function is compiled once per dtype and cached on disk
 (``cache=True``), so only the very first run on a machine pays the compile.
 
 The arithmetic is the NumPy path's, operation for operation, in the dials'
-dtype: the products go to BLAS (``np.dot``), the element-wise work runs in
-loops that the NumPy path spreads over a few whole-array calls. What is
-left to rounding: BLAS kernels (numba calls SciPy's OpenBLAS), ``exp`` and
-``tanh`` (libm, where NumPy has its own SIMD versions), and the order of the
-bias and loss sums. Nothing here depends on timing or threads: the same
-inputs give the same bits on every run.
+dtype (a Python float becomes the dtype first, as NumPy does): the products
+go to NumPy's own BLAS (:func:`numpy_gemm`, the same calls as ``np.dot``), the
+element-wise work runs in loops that the NumPy path spreads over a few
+whole-array calls. What is left to rounding: ``exp`` and ``tanh`` (libm,
+where NumPy has its own SIMD versions), and the order of the bias, loss and
+softmax sums. Nothing here depends on timing or threads: the same inputs
+give the same bits on every run.
 
 Codes shared with :mod:`dialnet.train.compiled`:
 
@@ -19,8 +20,10 @@ Codes shared with :mod:`dialnet.train.compiled`:
 - losses: 0 softmax + cross-entropy on class labels, 1 sigmoid + binary
   cross-entropy (both fused: the delta is ``dL/dz``), 2 squared error
   (the delta is ``dL/dP``, then the output activation's backward);
-- optimizers: 0 SGD, 1 Adam/AdamW, 2 RMSprop (``hyper`` holds their settings,
-  in the order :func:`dialnet.train.compiled.optimizer_plan` writes them);
+- optimizers: 0 SGD, 1 Adam/AdamW, 2 RMSprop; ``c`` holds each one's
+  constants in the order its function here reads them (written by
+  ``CompiledStep._sync`` and ``_constants``);
+- ``hyper``: the largest ``z`` with a finite ``exp(z)``, and the L2 factor;
 - modes: 0 backprop only, 1 update only, 2 backprop then, if the loss is
   finite, update.
 """

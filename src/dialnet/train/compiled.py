@@ -99,7 +99,7 @@ def _layer_codes(net):
             continue
         else:
             what = f"{kind.__name__}" + (f"(p={layer.p:g})" if kind is Dropout else "")
-            return f"a {what} layer" + ("" if pending is not None or kind is Dropout else " before a Dense")
+            return f"a {what} layer" + ("" if pending is not None or kind is Dropout else " not right after a Dense")
         if any(name in vars(layer) for name in ("forward", "backward")):
             return f"a {kind.__name__} with its own forward or backward"
     if pending is not None:
@@ -202,6 +202,8 @@ class CompiledStep:
         self.c = np.zeros(10, dtype=dtype)
         self._state = None  # the optimizer.state dict the slots below belong to
         self.slots = None
+        self._first = False  # SGD with momentum before its first step: the buffer starts as the gradient
+        self._rows = None
 
     # ------------------------------------------------------------- inputs
 
@@ -216,7 +218,8 @@ class CompiledStep:
         return X, (self.no_rows if index is None else index), labels, Y, (self.no_weights if Ws is None else Ws)
 
     def _identity(self, n):
-        if getattr(self, "_rows", None) is None or self._rows.shape[0] != n:
+        """Row numbers 0..n-1, made once: reads rows in order from inputs that are not in C order."""
+        if self._rows is None or self._rows.shape[0] != n:
             self._rows = np.arange(n, dtype=np.int64)
         return self._rows
 
@@ -228,7 +231,7 @@ class CompiledStep:
 
     def _sync(self):
         """Point the kernel at the optimizer's current flat state (made here, like its own first step would)."""
-        opt, flat, xp = self.optimizer, self.flat_p, np
+        opt, flat = self.optimizer, self.flat_p
         if opt._flat_of is not flat:
             opt._make_state_flat(self.params, flat)
         slots = opt.state.get(FLAT)
@@ -240,23 +243,23 @@ class CompiledStep:
             s1 = slots.get("momentum")
             self._first = s1 is None and opt.momentum != 0
             if self._first:
-                s1 = xp.empty_like(flat)
+                s1 = np.empty_like(flat)
             c[1:7] = (opt.weight_decay, opt.momentum, 1.0 - opt.dampening, opt.nesterov, self._first, opt.dampening)
             self.slots = (empty if s1 is None else s1, empty, empty)
         elif self.kind == 1:
             for key in ("m", "v"):
                 if key not in slots:
-                    slots[key] = xp.zeros_like(flat)
-            slots.setdefault("scratch", xp.empty_like(flat))  # the NumPy path's work array
+                    slots[key] = np.zeros_like(flat)
+            slots.setdefault("scratch", np.empty_like(flat))  # the NumPy path's work array
             b1, b2 = opt.betas
             c[2:9] = (b1, 1.0 - b1, b2, 1.0 - b2, opt.eps, opt.weight_decay, opt.decoupled)
             self.slots = (slots["m"], slots["v"], empty)
         else:
-            slots.setdefault("square_avg", xp.zeros_like(flat))
+            slots.setdefault("square_avg", np.zeros_like(flat))
             if opt.momentum:
-                slots.setdefault("momentum", xp.zeros_like(flat))
+                slots.setdefault("momentum", np.zeros_like(flat))
             if opt.centered:
-                slots.setdefault("grad_avg", xp.zeros_like(flat))
+                slots.setdefault("grad_avg", np.zeros_like(flat))
             c[1:7] = (opt.alpha, 1.0 - opt.alpha, opt.eps, opt.momentum, opt.centered, opt.weight_decay)
             self.slots = (slots["square_avg"], slots.get("momentum", empty), slots.get("grad_avg", empty))
         self._state = opt.state
@@ -295,8 +298,8 @@ class CompiledStep:
             self._constants()
         X, index, labels, Y, weights = sources
         s1, s2, s3 = self.slots
-        value = self.kernel(self.gemm, self.wide, X, index, start, stop, labels, Y, weights, self.sizes, self.acts, self.alphas, self.loss,
-                            self.flat_p, self.flat_g, self.work, self.cap, self.hyper,
+        value = self.kernel(self.gemm, self.wide, X, index, start, stop, labels, Y, weights, self.sizes, self.acts,
+                            self.alphas, self.loss, self.flat_p, self.flat_g, self.work, self.cap, self.hyper,
                             mode, self.kind, self.c, s1, s2, s3)
         if mode == BOTH and not math.isfinite(value):
             opt.t -= 1  # no update was made
