@@ -16,6 +16,8 @@ import signal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dialnet as dn
 from dialnet.errors import ConfigError, DivergenceError, TrainingInterrupted
@@ -315,3 +317,31 @@ def test_dialnet_train_says_which_engine_trained(tmp_path, engine, shown):
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if line.startswith("Trained "))
     assert line.endswith(shown)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    widths=st.lists(st.integers(1, 9), min_size=0, max_size=3),
+    hidden=st.sampled_from(HIDDEN),
+    head=st.sampled_from(range(len(HEADS))),
+    optimizer=st.sampled_from(sorted(OPTIMIZERS)),
+    batch_size=st.integers(1, 13),
+    shuffle=st.booleans(),
+    weighted=st.booleans(),
+    l2=st.sampled_from([0.0, 1e-2]),
+)
+def test_any_covered_network_trains_as_on_the_numpy_path(widths, hidden, head, optimizer, batch_size, shuffle, weighted,
+                                                           l2):
+    """Random depths and widths (1 unit included), batch sizes that leave a short last batch, every head and
+    optimizer: two epochs on each engine end with the same dials (float64)."""
+    out, loss, targets = HEADS[head]
+    X, y = _data(targets, n=21, n_in=4, k=2)
+    w = np.random.default_rng(1).uniform(0.1, 2.0, size=21) if weighted else None
+    nets = []
+    for engine in ("numpy", "compiled"):
+        net = dn.mlp([4, *widths, 2], activation=hidden, output=out, seed=3, dtype="float64")
+        history = net.fit(X, y, loss=loss, optimizer=OPTIMIZERS[optimizer](), epochs=2, batch_size=batch_size,
+                          shuffle=shuffle, seed=5, l2=l2, sample_weight=w, engine=engine)
+        assert history.engine == engine
+        nets.append(net)
+    _close(nets[0].parameters(), nets[1].parameters(), rtol=1e-9, atol=1e-11)
