@@ -39,9 +39,21 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync", "--no-first-run"]
 
 
-def train_steps_per_second(recipe):
-    """What ``dialnet train`` runs (``train_model``): optimizer steps per second of fit's own training time."""
-    result = workflow.train_model(None, recipe)
+def train_steps_per_second(recipe, engine="numpy"):
+    """What ``dialnet train`` runs (``train_model``): optimizer steps per second of fit's own training time.
+
+    On the NumPy path by default, the path explore trains on (its gate wraps
+    each optimizer step), so that the comparison is explore's own cost.
+    """
+    before = os.environ.get("DIALNET_ENGINE")
+    os.environ["DIALNET_ENGINE"] = engine
+    try:
+        result = workflow.train_model(None, recipe)
+    finally:
+        if before is None:
+            del os.environ["DIALNET_ENGINE"]
+        else:
+            os.environ["DIALNET_ENGINE"] = before
     n = len(result.data.X_train)
     options = recipe.fit_options(n, result.data.dataset.task)
     n_fit = n - int(round(n * (options["validation_split"] or 0.0)))
@@ -249,11 +261,14 @@ def main(argv=None):
                   f"{s:,.0f} steps/s; explore with Chromium {e:,.0f} steps/s (Chromium used {cpu:.2f} CPU cores; the "
                   f"server's request handlers {share:.1%} of the training thread's CPU time: {by_path}); {epochs_t} epochs each")
         t, s, e = statistics.median(train), statistics.median(served), statistics.median(browsed)
-        print(f"median steps/s: train {t:,.0f}; explore serving the page's requests {s:,.0f} ({s / t:.1%} of train's, "
+        print(f"median steps/s: train (NumPy path) {t:,.0f}; explore serving the page's requests {s:,.0f} ({s / t:.1%} of train's, "
               f"slowdown {1 - s / t:.1%}); explore with Chromium on this machine {e:,.0f} ({e / t:.1%}, slowdown "
               f"{1 - e / t:.1%}; Chromium itself used {statistics.median(browser_cpu):.2f} CPU cores of {os.cpu_count()}); serving the page took "
               f"{statistics.median(server_share):.1%} of the training thread's CPU time (request handlers' CPU, page open "
               "from before play to the end: an upper bound)")
+        default = statistics.median(train_steps_per_second(recipe, "auto")[0] for _ in range(args.rounds))
+        print(f"dialnet train on its default engine (the compiled step where numba is installed): {default:,.0f} steps/s; "
+              "explore trains on the NumPy path, the reference above")
         rates = page_rates(context, recipe, args.seconds)
         print(f"page at full speed ({rates['steps_per_second']:,.0f} steps/s): {rates['ticks']:.1f} state updates/s, "
               f"{rates['snapshots']:.1f} snapshots/s, {rates['evaluations']:.1f} evaluations/s, "
