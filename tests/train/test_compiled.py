@@ -345,3 +345,14 @@ def test_any_covered_network_trains_as_on_the_numpy_path(widths, hidden, head, o
         assert history.engine == engine
         nets.append(net)
     _close(nets[0].parameters(), nets[1].parameters(), rtol=1e-9, atol=1e-11)
+
+
+def test_the_first_compiled_run_in_a_process_times_loading_the_kernels():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, dialnet as dn; X = np.zeros((10, 5)); y = np.arange(10) % 2; "
+            "a = dn.mlp([5, 3, 2], seed=0).fit(X, y, epochs=1); b = dn.mlp([5, 3, 2], seed=0).fit(X, y, epochs=1); "
+            "print(a.engine, a.engine_load_time > 0, b.engine_load_time == 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert done.stdout.split() == ["compiled", "True", "True"]

@@ -52,6 +52,7 @@ class History:
         self.train_time = 0.0
         self.divergences = []
         self.engine = None  # "compiled" or "numpy": which engine ran the steps (dialnet.train.compiled)
+        self.engine_load_time = 0.0  # seconds the compiled step took to compile or load, when this run did it
 
     def to_state(self) -> dict:
         """A JSON-able copy, for checkpoints."""

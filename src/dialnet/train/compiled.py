@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import time
 
 import numpy as np
 
@@ -204,6 +205,10 @@ class CompiledStep:
         self.slots = None
         self._first = False  # SGD with momentum before its first step: the buffer starts as the gradient
         self._rows = None
+        # nothing compiled or loaded in this process yet: the first call compiles the kernels (the first run on a
+        # machine) or loads them from numba's cache, and its time is kept in load_time
+        self.loading = not self.kernel.signatures
+        self.load_time = 0.0
 
     # ------------------------------------------------------------- inputs
 
@@ -275,6 +280,14 @@ class CompiledStep:
         else:
             c[0] = opt.lr
 
+    def _first_call(self, sources, start, stop, mode):
+        """:meth:`run`'s first call in a process, timed: it compiles or loads the kernels."""
+        self.loading = False
+        started = time.perf_counter()
+        value = self.run(sources, start, stop, mode)
+        self.load_time = time.perf_counter() - started
+        return value
+
     def _updated(self):
         """After a step that turned the dials: SGD's momentum buffer now holds its first value."""
         if self.kind == 0 and self._first:
@@ -290,6 +303,8 @@ class CompiledStep:
         ``BOTH`` turns the dials only when the loss is finite, as the NumPy
         loop does before it raises ``Diverged``.
         """
+        if self.loading:
+            return self._first_call(sources, start, stop, mode)
         opt = self.optimizer
         if opt.state is not self._state or opt._flat_of is not self.flat_p:
             self._sync()

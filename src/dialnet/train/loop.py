@@ -333,6 +333,7 @@ def fit(
     if not full_batch:
         trainer.compiled = engines.choose(engine, trainer)
     history.engine = "compiled" if trainer.compiled is not None else "numpy"
+    history.engine_load_time = 0.0
     if full_batch:
         display = make_display(verbose, epochs)
         try:
@@ -347,7 +348,10 @@ def fit(
         if trainer.finished:
             history.train_time = trainer.train_time
             return history
-    return trainer.run()
+    history = trainer.run()
+    if trainer.compiled is not None:
+        history.engine_load_time = trainer.compiled.load_time
+    return history
 
 
 def _lbfgs_refuses(what):
