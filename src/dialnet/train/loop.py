@@ -467,34 +467,56 @@ class _Trainer:
 
     # ------------------------------------------------------------ one step
 
+    def step_function(self, fused=True):
+        """This run's step as ``step(j) -> (value, outputs, weight)``: forward, loss and backward of step ``j``.
+
+        ``outputs`` are the network's outputs for the batch (what the running
+        metrics take), ``weight`` the batch's rows or summed sample weights.
+        On the compiled engine, ``fused`` makes the step turn the dials too (only
+        when the loss is finite); otherwise :meth:`apply_update` does that. The
+        hot loop (:meth:`_run_steps`) and the divergence replay (:meth:`run_step`)
+        both run this, so a replayed step is the step that ran.
+        """
+        if self.dist is not None:
+            return self.dist.step
+        Xs, Ys, Ws, _ = self.order
+        bs, n, total_of = self.batch_size, self.n, backend.total
+        if self.compiled is not None:
+            run, outputs, sources = self.compiled.run, self.compiled.outputs, self.compiled.sources(self.order)
+            mode, full = (engines.BOTH if fused else engines.BACKPROP), outputs(self.compiled.cap)
+
+            def compiled_step(j):
+                start = j * bs
+                stop = start + bs if start + bs < n else n
+                value = run(sources, start, stop, mode)
+                rows = stop - start
+                weight = rows if Ws is None else float(total_of(Ws[start:stop]))
+                return value, (full if rows == bs else outputs(rows)), weight
+
+            return compiled_step
+        backprop, loss = self.net._backprop, self.loss
+
+        def numpy_step(j):
+            start = j * bs
+            stop = start + bs if start + bs < n else n  # the standard does not promise slices past the end
+            Xb = Xs[start:stop, ...]  # '...': the standard's spelling of 'these rows'
+            if Ws is None:
+                value, P = backprop(Xb, Ys[start:stop, ...], loss, True)
+                return value, P, stop - start
+            wb = Ws[start:stop]
+            value, P = backprop(Xb, Ys[start:stop, ...], loss, True, wb)
+            return value, P, float(total_of(wb))
+
+        return numpy_step
+
     def run_step(self, j):
-        """Forward, loss and backward of step ``j`` of this epoch; the running metrics take its outputs.
+        """Forward, loss and backward of step ``j`` of this epoch (no update); the running metrics take its outputs.
 
         Returns the loss value and the batch's weight (rows, or summed sample
-        weights). The hot loop in :meth:`_run_steps` is this, inlined; the
-        divergence replay calls it, so a replayed step is the step that ran.
+        weights): the divergence replay's step, then :meth:`apply_update`.
         """
-        Xs, Ys, Ws, Ts = self.order
-        if self.dist is not None:
-            value, P, weight = self.dist.step(j)
-            if Ts is not None and math.isfinite(value):
-                self.metrics.update(P)
-            return value, weight
-        start, stop = j * self.batch_size, min((j + 1) * self.batch_size, self.n)  # the standard wants stop <= n
-        if self.compiled is not None:
-            value = self.compiled.run(self.compiled.sources(self.order), start, stop, engines.BACKPROP)
-            if Ts is not None and math.isfinite(value):
-                self.metrics.update(self.compiled.outputs(stop - start))
-            return value, (stop - start if Ws is None else float(backend.total(Ws[start:stop])))
-        Xb = Xs[start:stop, ...]  # '...': the standard's spelling of 'these rows'
-        if Ws is None:
-            value, P = self.net._backprop(Xb, Ys[start:stop, ...], self.loss, True)
-            weight = Xb.shape[0]
-        else:
-            wb = Ws[start:stop]
-            value, P = self.net._backprop(Xb, Ys[start:stop, ...], self.loss, True, wb)
-            weight = float(backend.total(wb))
-        if Ts is not None and math.isfinite(value):
+        value, P, weight = self.step_function(fused=False)(j)
+        if self.order[3] is not None and math.isfinite(value):
             self.metrics.update(P)
         return value, weight
 
@@ -635,7 +657,7 @@ class _Trainer:
     def _checkpoint_between_steps(self, step, total, global_step):
         """A checkpoint is due, or Ctrl-C came: record where training stands, refuse non-finite dials, write.
 
-        Every hot loop calls this between two steps; on Ctrl-C (or SIGTERM)
+        The hot loop calls this between two steps; on Ctrl-C (or SIGTERM)
         the write is followed by ``TrainingInterrupted``.
         """
         self.step, self.total, self.global_step = step, total, global_step
@@ -645,89 +667,31 @@ class _Trainer:
             self._interrupted()
         self._save_checkpoint()
 
-    def _run_steps_distributed(self):
-        """The hot loop of a distributed run: each step is :meth:`DataParallel.step` (local backprop, one
-        Allreduce of the gradient, the reduced loss), then the identical update on every rank."""
-        dist_step, update, track = self.dist.step, self.apply_update, self.metrics.update
-        every, interrupt = self.checkpoint_every or 0, self.interrupt  # its `hit` is agreed by all ranks
-        track = track if self.order[3] is not None else None
-        step, total, global_step = self.step, self.total, self.global_step
-        while step < self.n_steps:
-            value, P, weight = dist_step(step)
-            if not math.isfinite(value):  # the reduced loss: every rank sees the same value
-                self.step, self.total, self.global_step = step, total, global_step
-                raise divergence.Diverged(step)
-            if track is not None:
-                track(P)
-            update()
-            total += value * weight
-            step += 1
-            global_step += 1
-            if (every and global_step % every == 0) or interrupt.hit:
-                self._checkpoint_between_steps(step, total, global_step)
-        self.step, self.total, self.global_step = step, total, global_step
-
     def _run_steps(self):
-        """The hot loop: forward, loss, backward, check the loss, running metrics, update. Nothing else per step."""
-        if self.dist is not None:
-            return self._run_steps_distributed()
-        if self.compiled is not None:
-            return self._run_steps_compiled()
-        backprop, loss, update = self.net._backprop, self.loss, self.apply_update
-        Xs, Ys, Ws, Ts = self.order
-        track = self.metrics.update if Ts is not None else None  # stages the outputs: one copy per step
-        isfinite, bs, n_steps, n = math.isfinite, self.batch_size, self.n_steps, self.n
-        every, interrupt = self.checkpoint_every or 0, self.interrupt
+        """The hot loop: a step of this run's engine (:meth:`step_function`), check the loss, running metrics, update.
+
+        Nothing else per step. In a distributed run a step is
+        :meth:`DataParallel.step` (local backprop, one Allreduce of the
+        gradient, the reduced loss, which every rank sees the same) and the
+        identical update follows on every rank; on the compiled engine the step
+        turns the dials itself.
+        """
+        step_of = self.step_function(fused=True)
+        update = self.apply_update if self.compiled is None else None
+        track = self.metrics.update if self.order[3] is not None else None  # stages the outputs: one copy per step
+        isfinite, n_steps = math.isfinite, self.n_steps
+        every, interrupt = self.checkpoint_every or 0, self.interrupt  # distributed: its `hit` is agreed by all ranks
         step, total, global_step = self.step, self.total, self.global_step
         while step < n_steps:
-            start = step * bs
-            stop = start + bs
-            if stop > n:  # the last batch: the standard does not promise slices past the end
-                stop = n
-            Xb = Xs[start:stop, ...]  # '...': the standard's spelling of 'these rows'
-            if Ws is None:
-                value, P = backprop(Xb, Ys[start:stop, ...], loss, True)
-                weight = Xb.shape[0]
-            else:
-                wb = Ws[start:stop]
-                value, P = backprop(Xb, Ys[start:stop, ...], loss, True, wb)
-                weight = float(backend.total(wb))
+            value, P, weight = step_of(step)
             if not isfinite(value):
                 self.step, self.total, self.global_step = step, total, global_step
                 raise divergence.Diverged(step)
             if track is not None:
                 track(P)
-            update()
+            if update is not None:
+                update()
             total += value * weight
-            step += 1
-            global_step += 1
-            if (every and global_step % every == 0) or interrupt.hit:
-                self._checkpoint_between_steps(step, total, global_step)
-        self.step, self.total, self.global_step = step, total, global_step
-
-    def _run_steps_compiled(self):
-        """The hot loop on the compiled engine: one call per step does forward, loss, backward and the update
-        (the update only when the loss is finite); the rest is :meth:`_run_steps`'s, line for line."""
-        compiled = self.compiled
-        run, outputs, sources = compiled.run, compiled.outputs, compiled.sources(self.order)
-        track = self.metrics.update if self.order[3] is not None else None
-        Ws, total_of = self.order[2], backend.total
-        full = outputs(compiled.cap)
-        isfinite, bs, n_steps, n = math.isfinite, self.batch_size, self.n_steps, self.n
-        every, interrupt = self.checkpoint_every or 0, self.interrupt
-        step, total, global_step = self.step, self.total, self.global_step
-        while step < n_steps:
-            start = step * bs
-            stop = start + bs
-            if stop > n:
-                stop = n
-            value = run(sources, start, stop)
-            if not isfinite(value):
-                self.step, self.total, self.global_step = step, total, global_step
-                raise divergence.Diverged(step)
-            if track is not None:
-                track(full if stop - start == bs else outputs(stop - start))
-            total += value * (stop - start if Ws is None else float(total_of(Ws[start:stop])))
             step += 1
             global_step += 1
             if (every and global_step % every == 0) or interrupt.hit:
