@@ -5,8 +5,8 @@ Adam step over a flat float32 array as large as case 4's network:
 
 - ``numpy``: dialnet's NumPy path (``dn.Adam().step`` on the flat arrays:
   thirteen whole-array calls, one thread);
-- ``numpy, 2 threads``: the same calls on two halves of the arrays at once,
-  in a thread pool (NumPy releases the GIL in its loops);
+- ``numpy, 2 threads``: the same ``step`` on two halves of the arrays at
+  once (one Adam each), in a thread pool (NumPy releases the GIL in its loops);
 - ``numba``: the compiled step's update (one fused loop, one thread);
 - ``numba parallel``: the same loop split over numba's threads
   (``parallel=True``, ``prange``);
@@ -30,22 +30,13 @@ CASE4_DIALS = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10
 B1, B2, EPS, LR = 0.9, 0.999, 1e-8, 1e-3
 
 
-def _numpy_update(p, g, m, v, scratch, t):
-    """The NumPy path's Adam arithmetic (dialnet.train.optimizers.Adam._update), on one slice."""
-    bc1, bc2_sqrt = 1.0 - B1**t, math.sqrt(1.0 - B2**t)
-    m *= B1
-    np.multiply(g, 1.0 - B1, out=scratch)
-    m += scratch
-    v *= B2
-    np.multiply(g, g, out=scratch)
-    scratch *= 1.0 - B2
-    v += scratch
-    np.sqrt(v, out=scratch)
-    scratch *= 1.0 / bc2_sqrt
-    scratch += EPS
-    np.divide(m, scratch, out=scratch)
-    scratch *= LR / bc1
-    p -= scratch
+def _numpy_adam(p, g):
+    """dialnet's own Adam (the NumPy path) stepping the flat dials ``p`` with gradient ``g``."""
+    import dialnet as dn  # noqa: PLC0415
+    from dialnet.core.network import ArrayList  # noqa: PLC0415  (the lists fit hands an optimizer)
+
+    optimizer, params, grads = dn.Adam(lr=LR, betas=(B1, B2), eps=EPS), ArrayList([p], p), ArrayList([g], g)
+    return lambda: optimizer.step(params, grads)
 
 
 def _constants(dtype, t):
@@ -63,14 +54,14 @@ def candidates(n, seed=0):
         return p, g, np.zeros_like(p), np.zeros_like(p), np.empty_like(p)
 
     out = {}
-    p, g, m, v, s = arrays()
-    out["numpy"] = (lambda: _numpy_update(p, g, m, v, s, 1)), p
+    p, g, *_ = arrays()
+    out["numpy"] = _numpy_adam(p, g), p
 
     pool = concurrent.futures.ThreadPoolExecutor(2)
-    p2, g2, m2, v2, s2 = arrays()
+    p2, g2, *_ = arrays()
     half = n // 2
-    parts = [tuple(a[sl] for a in (p2, g2, m2, v2, s2)) for sl in (slice(0, half), slice(half, n))]
-    out["numpy, 2 threads"] = (lambda: list(pool.map(lambda part: _numpy_update(*part, 1), parts))), p2
+    halves = [_numpy_adam(p2[sl], g2[sl]) for sl in (slice(0, half), slice(half, n))]  # one Adam per half
+    out["numpy, 2 threads"] = (lambda: list(pool.map(lambda update: update(), halves))), p2
 
     try:
         from numba import njit, prange  # noqa: PLC0415  (optional)
