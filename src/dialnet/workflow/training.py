@@ -53,6 +53,16 @@ def load_dataset(data=None, *, image_size=25, target=None, task="auto", cache=No
                          task=task or "auto", limit=limit, seed=seed)
 
 
+def _load_logged(data, log, **options):
+    """:func:`load_dataset`, then its notes and the label warnings, a line each, to ``log``."""
+    ds = load_dataset(data, **options)
+    for line in ds.notes:
+        log(f"Note: {line}")
+    for line in label_warnings(ds):
+        log(f"Warning: {line}")
+    return ds
+
+
 def _default_recipe(data, recipe):
     if recipe is not None:
         return recipe
@@ -215,11 +225,7 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     """
     log = log or _quiet
     recipe = _default_recipe(data, recipe)
-    ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
-    for line in ds.notes:
-        log(f"Note: {line}")
-    for line in label_warnings(ds):
-        log(f"Warning: {line}")
+    ds = _load_logged(data, log, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
     prepared = prepare_data(ds, scale=recipe.scale, test_split=test_split, limit=limit, seed=recipe.seed, dtype=recipe.dtype)
     Xtr, ytr, Xte, yte, pre = prepared.X_train, prepared.y_train, prepared.X_test, prepared.y_test, prepared.preprocessor
     if len(Xtr) < 2:
@@ -343,11 +349,7 @@ def cross_validate(data=None, recipe=None, k=5, *, image_size=25, target=None, t
     """
     log = log or _quiet
     recipe = _default_recipe(data, recipe)
-    ds = load_dataset(data, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
-    for line in ds.notes:
-        log(f"Note: {line}")
-    for line in label_warnings(ds):
-        log(f"Warning: {line}")
+    ds = _load_logged(data, log, image_size=image_size, target=target, task=task, cache=cache, limit=limit, seed=recipe.seed)
     X, y = _training_rows(ds), ds.y_train
     if ds.X_test is not None:
         X, y = np.concatenate([X, ds.X_test]), np.concatenate([y, ds.y_test])
