@@ -247,7 +247,7 @@ def fit_column_rules(cells, names, max_categories=MAX_CATEGORIES, where="the tab
     cells = np.asarray(cells, dtype=object)
     n = cells.shape[0]
     check_columns_have_values(cells, names, where)
-    rules, notes, dropped = [], [], []
+    rules, notes = [], []
     for j, name in enumerate(names):
         values = [str(v) for v in cells[:, j]]
         present = [v for v in values if not is_missing(v)]
@@ -257,7 +257,6 @@ def fit_column_rules(cells, names, max_categories=MAX_CATEGORIES, where="the tab
             ints = all(x == round(x) for x in numbers)
             if is_id_name(name) and ints and n >= MIN_ROWS_FOR_ID and len(set(numbers)) == len(values):
                 rules.append(ColumnRule(name, "dropped"))
-                dropped.append(name)
                 continue
             rules.append(ColumnRule(name, "numeric", _median(numbers)))
             continue
@@ -266,11 +265,9 @@ def fit_column_rules(cells, names, max_categories=MAX_CATEGORIES, where="the tab
             counts[v] = counts.get(v, 0) + 1
         rule, note = text_column_rule(name, counts, n, len(present) < len(values), max_categories)
         rules.append(rule)
-        if rule.kind == "dropped":
-            dropped.append(name)
-        elif note:
+        if note:  # (a dropped column has none: finish_rules names them all at once)
             notes.append(note)
-    return finish_rules(rules, notes, dropped, where)
+    return finish_rules(rules, notes, where)
 
 
 def is_id_name(name) -> bool:
@@ -302,8 +299,9 @@ def text_column_rule(name, counts, n, has_missing, max_categories=MAX_CATEGORIES
     return rule, note
 
 
-def finish_rules(rules, notes, dropped, where):
+def finish_rules(rules, notes, where):
     """The closing note on dropped ID columns, and an error when no usable column is left; returns ``(rules, notes)``."""
+    dropped = [rule.name for rule in rules if rule.kind == "dropped"]
     if dropped:
         notes.append("dropped ID-like column(s) (a different value on every row): " + ", ".join(repr(d) for d in dropped))
     if all(rule.kind == "dropped" for rule in rules):

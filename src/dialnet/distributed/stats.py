@@ -132,7 +132,7 @@ def fit_column_rules(world, cells, names, max_categories=MAX_CATEGORIES, where="
     """
     cells = np.asarray(cells, dtype=object).reshape(-1, len(names))
     offset, n = row_offset(world, cells.shape[0])
-    rules, notes, dropped = [], [], []
+    rules, notes = [], []
     for j, name in enumerate(names):
         values = [str(v) for v in cells[:, j]]
         present = [v for v in values if not is_missing(v)]
@@ -145,7 +145,6 @@ def fit_column_rules(world, cells, names, max_categories=MAX_CATEGORIES, where="
             ints = world.reduce(all(x == round(x) for x in numbers), "LAND")
             if is_id_name(name) and ints and n >= MIN_ROWS_FOR_ID and _distinct(world, numbers) == n:
                 rules.append(ColumnRule(name, "dropped"))
-                dropped.append(name)
                 continue
             rules.append(ColumnRule(name, "numeric", median(world, numbers)))
             continue
@@ -155,11 +154,9 @@ def fit_column_rules(world, cells, names, max_categories=MAX_CATEGORIES, where="
                 counts[v] = counts.get(v, 0) + c
         rule, note = text_column_rule(name, counts, n, world.reduce(len(present) < len(values), "LOR"), max_categories)
         rules.append(rule)
-        if rule.kind == "dropped":
-            dropped.append(name)
-        elif note:
+        if note:  # (a dropped column has none: finish_rules names them all at once)
             notes.append(note)
-    return finish_rules(rules, notes, dropped, where)
+    return finish_rules(rules, notes, where)
 
 
 def _distinct(world, numbers):
