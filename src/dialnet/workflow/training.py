@@ -258,8 +258,8 @@ def train_model(data=None, recipe=None, *, image_size=25, target=None, task="aut
     log(f"Stopped: {history.stop_reason}")
     if history.best_epoch is not None and history.best_epoch + 1 != len(history.epochs):
         log(f"Kept the weights of epoch {history.best_epoch + 1} (lowest validation loss)")
-    engine = {"compiled": " (compiled step)", "numpy": " (NumPy layers)"}.get(getattr(history, "engine", None), "")
-    if getattr(history, "engine_load_time", 0.0) > COMPILE_NOTE_S:
+    engine = {"compiled": " (compiled step)", "numpy": " (NumPy layers)"}[history.engine]
+    if history.engine_load_time > COMPILE_NOTE_S:
         engine = f" (compiled step; {history.engine_load_time:.1f} s of it compiling it for this machine, once)"
     log(f"Trained {len(history.epochs)} epochs in {history.train_time:.1f} s{engine}")
     meta = {"data": ds.name, "epochs": len(history.epochs), "stop_reason": history.stop_reason, "seed": recipe.seed,
