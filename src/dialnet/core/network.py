@@ -427,7 +427,7 @@ class Network:
         X = self._check_X(X, finite=False)  # checked after each block's forward pass, on its first-layer sums
         parts = []
         for i in range(0, X.shape[0], batch_size):
-            block = X[i : i + batch_size]
+            block = X[i : min(i + batch_size, X.shape[0]), ...]  # the standard: stop <= n, and "..." for the rest
             with np.errstate(invalid="ignore", over="ignore"):  # a NaN or inf input is refused just below
                 out = self._forward(block)
             self._check_inputs_finite(block)
